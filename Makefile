@@ -1,0 +1,50 @@
+# Two commands on a fresh machine:  `make run`  and  `make test`.
+# Each creates .venv if missing and installs the pinned dependencies from uv.lock.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: setup run test test-fast lint bench browser clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.installed: $(UV) pyproject.toml uv.lock
+	$(UV) sync --locked --all-extras --python $(PYTHON)
+	touch $@
+
+## setup: the virtual environment with the locked dependencies
+setup: $(VENV)/.installed
+
+## run: one training run on the defaults (sleep_study, hidden 3) into ./mlflow.db; ARGS="..." adds overrides
+run: setup
+	$(VENV)/bin/nnexp-train $(ARGS)
+
+## browser: Debian's chromium for the MLflow UI test (installed when missing)
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+## test: the whole suite, sweeps, servers and browser included
+test: setup browser
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+## test-fast: the suite without the slow sweep/server/browser tests
+test-fast: setup
+	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
+
+## lint: ruff
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+## bench: the benchmarks of benchmarks/ (writes benchmarks/results.md)
+bench: setup
+	$(VENV)/bin/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) $(TOOLS)

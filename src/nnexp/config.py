@@ -1,0 +1,224 @@
+"""The typed schema of nnexp's Hydra config, and the range checks a type cannot express.
+
+Values live in ``conf/`` (YAML); the dataclasses here give every key its type, so Hydra rejects a
+wrong type, an unknown key or an unknown option before anything runs. ``check`` then rejects
+values out of range with one line that names the key and the fix.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import II, MISSING, DictConfig
+
+from nnexp.errors import UserError
+from nnexp.tracking.uri import check_scheme
+
+
+class InitScheme(Enum):
+    """``normal``: N(0, 1) like the lecture; ``xavier``: Glorot uniform."""
+
+    normal = "normal"
+    xavier = "xavier"
+
+
+class DType(Enum):
+    """Floating-point type of the weights and the data during training."""
+
+    float64 = "float64"
+    float32 = "float32"
+
+
+class Reduction(Enum):
+    """r = 1/N (``mean``) or r = 1 (``sum``, the slide's literal form)."""
+
+    mean = "mean"
+    sum = "sum"
+
+
+@dataclass
+class DatasetSchema:
+    """Every dataset: its name and the seed of its own draws (noise, split)."""
+
+    name: str = MISSING
+    seed: int = II("seed")
+
+
+@dataclass
+class SplitDatasetSchema(DatasetSchema):
+    """A dataset split at random into train and test."""
+
+    test_fraction: float = MISSING
+
+
+@dataclass
+class SineSchema(SplitDatasetSchema):
+    """y = sin(x) + noise · N(0, 1)."""
+
+    n: int = MISSING
+    noise: float = MISSING
+
+
+@dataclass
+class SyntheticSchema(SplitDatasetSchema):
+    """n rows of d Gaussian inputs, k outputs of a random teacher plus noise."""
+
+    n: int = MISSING
+    d: int = MISSING
+    k: int = MISSING
+    noise: float = MISSING
+
+
+@dataclass
+class CsvSchema(SplitDatasetSchema):
+    """A CSV file with a header row; ``target`` is one column name or a list of them."""
+
+    path: str | None = MISSING
+    target: Any = MISSING
+
+
+@dataclass
+class ModelSchema:
+    """Hidden width, initialisation, optional initial weights (.npz with W1, W2) and dtype."""
+
+    hidden: int = MISSING
+    init: InitScheme = MISSING
+    init_weights: str | None = MISSING
+    dtype: DType = MISSING
+
+
+@dataclass
+class OptimSchema:
+    """Gradient descent: learning rate, epochs, mini-batch size (null = full batch)."""
+
+    lr: float = MISSING
+    epochs: int = MISSING
+    batch_size: int | None = MISSING
+
+
+@dataclass
+class RegularizationSchema:
+    """λ of the L2 term λ/2 (‖W1‖² + ‖W2‖²)."""
+
+    l2: float = MISSING
+
+
+@dataclass
+class CostSchema:
+    """How the squared errors are reduced."""
+
+    reduction: Reduction = MISSING
+
+
+@dataclass
+class TrackingSchema:
+    """Where and how MLflow records runs; ``uri`` null = $MLFLOW_TRACKING_URI or ./mlflow.db."""
+
+    enabled: bool = MISSING
+    uri: str | None = MISSING
+    experiment: str = MISSING
+    log_every: int = MISSING
+    log_model: bool = MISSING
+
+
+@dataclass
+class TrainSchema:
+    """``seeds`` = K trains K copies with seeds seed … seed+K−1 in one batched computation."""
+
+    seeds: int = MISSING
+
+
+@dataclass
+class SweepSchema:
+    """``resume`` skips jobs already FINISHED; failed jobs report ``failed_objective``."""
+
+    resume: bool = MISSING
+    failed_objective: float = MISSING
+
+
+@dataclass
+class Config:
+    """The whole config of one training run."""
+
+    seed: int = MISSING
+    dataset: Any = MISSING
+    model: ModelSchema = field(default_factory=ModelSchema)
+    optim: OptimSchema = field(default_factory=OptimSchema)
+    regularization: RegularizationSchema = field(default_factory=RegularizationSchema)
+    cost: CostSchema = field(default_factory=CostSchema)
+    tracking: TrackingSchema = field(default_factory=TrackingSchema)
+    train: TrainSchema = field(default_factory=TrainSchema)
+    sweep: SweepSchema = field(default_factory=SweepSchema)
+
+
+DATASET_SCHEMAS = {
+    "plain": DatasetSchema,
+    "sine": SineSchema,
+    "synthetic": SyntheticSchema,
+    "bundled": SplitDatasetSchema,
+    "csv": CsvSchema,
+}
+
+
+def register_schemas() -> None:
+    """Put the schemas in Hydra's ConfigStore: ``nnexp_schema`` and ``schema/dataset/*``."""
+    store = ConfigStore.instance()
+    store.store(name="nnexp_schema", node=Config)
+    for name, schema in DATASET_SCHEMAS.items():
+        store.store(group="schema/dataset", name=name, node=schema)
+
+
+def check(cfg: DictConfig) -> None:
+    """Raise UserError for the first value out of range, naming the key and the fix."""
+    _at_least(cfg, "seed", 0)
+    _at_least(cfg, "model.hidden", 1)
+    _positive_finite(cfg, "optim.lr")
+    _at_least(cfg, "optim.epochs", 0)
+    if cfg.optim.batch_size is not None:
+        _at_least(cfg, "optim.batch_size", 1, "or null for full batch")
+    _at_least(cfg, "regularization.l2", 0.0)
+    if not math.isfinite(cfg.regularization.l2):
+        raise UserError(f"regularization.l2={cfg.regularization.l2} must be finite, e.g. 1e-4")
+    _at_least(cfg, "tracking.log_every", 1)
+    _at_least(cfg, "train.seeds", 1)
+    _check_dataset(cfg.dataset)
+    if cfg.tracking.enabled and cfg.tracking.uri is not None:
+        check_scheme(cfg.tracking.uri)
+
+
+def _check_dataset(dataset: DictConfig) -> None:
+    if "test_fraction" in dataset and not 0 < dataset.test_fraction < 1:
+        raise UserError(
+            f"dataset.test_fraction={dataset.test_fraction} must lie strictly between 0 and 1, "
+            "e.g. 0.2"
+        )
+    _at_least(dataset, "seed", 0, prefix="dataset.")
+    for key, low in (("n", 2), ("d", 1), ("k", 1), ("noise", 0.0)):
+        if key in dataset:
+            _at_least(dataset, key, low, prefix="dataset.")
+
+
+def _value(cfg: DictConfig, key: str) -> Any:
+    node: Any = cfg
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def _at_least(cfg: DictConfig, key: str, low: float, hint: str = "", prefix: str = "") -> None:
+    value = _value(cfg, key)
+    if value < low:
+        suffix = f" {hint}" if hint else ""
+        raise UserError(
+            f"{prefix}{key}={value} must be ≥ {low}; pass {prefix}{key}={low} or more{suffix}"
+        )
+
+
+def _positive_finite(cfg: DictConfig, key: str) -> None:
+    value = _value(cfg, key)
+    if not (value > 0 and math.isfinite(value)):
+        raise UserError(f"{key}={value} must be a positive finite number, e.g. {key}=0.5")

@@ -1,0 +1,56 @@
+"""What a person sees in the terminal: a progress bar, one-line errors, tables."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+out_console = Console(highlight=False, soft_wrap=True)
+
+
+def error(message: str) -> None:
+    """One line on stderr: ``error: <message>``."""
+    err_console.print(f"[bold red]error:[/] {message}", markup=True, emoji=False)
+
+
+def info(message: str) -> None:
+    """One plain line on stdout."""
+    out_console.print(message, markup=False, emoji=False)
+
+
+@contextmanager
+def epoch_progress(total: int, enabled: bool) -> Iterator:
+    """Yields ``update(epoch, train_cost, test_cost)``; draws a bar on a terminal when enabled."""
+    if not (enabled and sys.stderr.isatty()):
+        yield lambda epoch, train_cost, test_cost: None
+        return
+    progress = Progress(
+        TextColumn("epoch"),
+        MofNCompleteColumn(),
+        BarColumn(),
+        TextColumn("{task.fields[costs]}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    )
+    task = progress.add_task("train", total=total, costs="")
+    with progress:
+        yield lambda epoch, train_cost, test_cost: progress.update(
+            task, completed=epoch, costs=f"train {train_cost:.6g}  test {test_cost:.6g}"
+        )
+
+
+def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """A table on stdout."""
+    shown = Table(title=title, title_justify="left")
+    for column in columns:
+        shown.add_column(column)
+    for row in rows:
+        shown.add_row(*(str(cell) for cell in row))
+    out_console.print(shown)

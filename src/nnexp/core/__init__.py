@@ -1,0 +1,34 @@
+"""The numpy core: the Labor_07 network, its training loop and a gradient check.
+
+Knows nothing of Hydra or MLflow.
+"""
+
+from nnexp.core.gradcheck import gradient_check, numerical_gradients, relative_error
+from nnexp.core.network import (
+    Workspace,
+    cost,
+    cost_and_gradients,
+    forward,
+    reduction_factor,
+    sigmoid,
+    squared_norms,
+)
+from nnexp.core.training import History, Hyperparams, TrainResult, init_weights, train
+
+__all__ = [
+    "History",
+    "Hyperparams",
+    "TrainResult",
+    "Workspace",
+    "cost",
+    "cost_and_gradients",
+    "forward",
+    "gradient_check",
+    "init_weights",
+    "numerical_gradients",
+    "reduction_factor",
+    "relative_error",
+    "sigmoid",
+    "squared_norms",
+    "train",
+]

@@ -1,0 +1,76 @@
+"""Figures as deterministic PNGs: same data, same bytes (no timestamps or version in metadata)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+DPI = 110
+#: PNG text chunks matplotlib would otherwise fill with its version.
+PNG_METADATA = {"Software": None}
+
+
+def new_figure(width: float = 6.4, height: float = 4.0) -> Figure:
+    """A figure on the Agg canvas, independent of pyplot's global state."""
+    figure = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def save_png(figure: Figure, path: Path) -> Path:
+    """Write ``figure`` to ``path`` with fixed metadata; returns the path."""
+    figure.savefig(path, dpi=DPI, format="png", metadata=PNG_METADATA)
+    return path
+
+
+def cost_curve(
+    epochs: np.ndarray, train_cost: np.ndarray, test_cost: np.ndarray, title: str, path: Path
+) -> Path:
+    """Train and test cost against epoch on a log scale."""
+    figure = new_figure()
+    axes = figure.add_subplot()
+    axes.plot(epochs, train_cost, label="train_cost", color="tab:blue")
+    if np.isfinite(test_cost).any():
+        axes.plot(epochs, test_cost, label="test_cost", color="tab:orange")
+    axes.set_yscale("log")
+    axes.set_xlabel("epoch")
+    axes.set_ylabel("cost C")
+    axes.set_title(title)
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    return save_png(figure, path)
+
+
+def objective_by_key(
+    values: list[dict[str, str]], objective: list[float], keys: list[str], path: Path
+) -> Path:
+    """Final test_cost against each swept key, one panel per key (log x for wide numeric ranges)."""
+    figure = new_figure(4.0 * len(keys), 3.6)
+    for index, key in enumerate(keys):
+        axes = figure.add_subplot(1, len(keys), index + 1)
+        column = [row.get(key, "") for row in values]
+        numeric = _as_numbers(column)
+        if numeric is not None:
+            axes.scatter(numeric, objective, color="tab:orange")
+            positive = numeric[numeric > 0]
+            if len(positive) == len(numeric) and positive.max() > 10 * positive.min():
+                axes.set_xscale("log")
+        else:
+            labels = sorted(set(column))
+            axes.scatter([labels.index(v) for v in column], objective, color="tab:orange")
+            axes.set_xticks(range(len(labels)), labels)
+        axes.set_xlabel(key)
+        axes.set_ylabel("final test_cost")
+        axes.set_yscale("log")
+        axes.grid(True, which="both", alpha=0.3)
+    return save_png(figure, path)
+
+
+def _as_numbers(column: list[str]) -> np.ndarray | None:
+    try:
+        return np.array([float(v) for v in column])
+    except ValueError:
+        return None

@@ -1,0 +1,64 @@
+"""Where a result came from: the code's git commit and dirty state, package versions, host."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import subprocess
+from dataclasses import dataclass
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+
+PACKAGES = ("nnexp", "numpy", "mlflow", "hydra-core")
+SOURCE_DIR = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class CodeVersion:
+    """The git commit of nnexp's source tree, whether it had uncommitted changes, and their hash."""
+
+    commit: str
+    dirty: bool
+    diff_hash: str
+
+    def label(self) -> str:
+        """``<commit>`` or ``<commit>+dirty.<hash of the diff>``: equal labels, equal code."""
+        return f"{self.commit}+dirty.{self.diff_hash}" if self.dirty else self.commit
+
+
+def _git(*args: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=SOURCE_DIR, capture_output=True, text=True, timeout=20, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+@cache
+def code_version() -> CodeVersion:
+    """The commit of the checkout nnexp runs from ("unknown" outside git)."""
+    commit = _git("rev-parse", "HEAD")
+    if commit is None:
+        return CodeVersion("unknown", False, "")
+    diff = _git("diff", "HEAD") or ""
+    return CodeVersion(commit.strip(), bool(diff), hashlib.sha256(diff.encode()).hexdigest()[:12])
+
+
+@cache
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages that decide the numbers."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def host() -> str:
+    """This machine's name, as recorded with a run for `nnexp runs repair`."""
+    return socket.gethostname()

@@ -1,0 +1,151 @@
+"""One MLflow run's lifecycle and logging: open, log in batches, close FINISHED, FAILED (with the
+reason as a tag) or KILLED (SIGINT/SIGTERM), keeping every metric point logged so far."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import mlflow
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+from nnexp import provenance
+from nnexp.errors import TrainingDiverged, UserError
+from nnexp.signals import Terminated, sigterm_raises
+from nnexp.tracking.store import first_line
+
+#: MLflow's limits per log_batch call.
+MAX_METRICS, MAX_PARAMS, MAX_TAGS = 1000, 100, 100
+#: Metric points are sent at least this often while training (seconds).
+FLUSH_SECONDS = 5.0
+ERROR_TAG, STATUS_TAG = "nnexp.error", "nnexp.status"
+
+
+def provenance_tags() -> dict[str, str]:
+    """Git commit and dirty flag, package versions, host and pid (for `nnexp runs repair`)."""
+    code = provenance.code_version()
+    tags = {
+        "nnexp.git_commit": code.commit,
+        "nnexp.git_dirty": str(code.dirty).lower(),
+        "nnexp.code_version": code.label(),
+        "nnexp.host": provenance.host(),
+        "nnexp.pid": str(os.getpid()),
+    }
+    tags.update(
+        {
+            f"nnexp.version.{name}": version
+            for name, version in provenance.package_versions().items()
+        }
+    )
+    return tags
+
+
+class RunLog:
+    """Logging into one open run: batched params, tags and metric points, and artifacts."""
+
+    def __init__(self, client: MlflowClient, run_id: str):
+        self.client, self.run_id = client, run_id
+        self._points: list[Metric] = []
+        self._last_flush = time.monotonic()
+
+    def params(self, params: Mapping[str, object]) -> None:
+        """Log parameters, 100 per call."""
+        items = [Param(key, str(value)) for key, value in params.items()]
+        for start in range(0, len(items), MAX_PARAMS):
+            self.client.log_batch(self.run_id, params=items[start : start + MAX_PARAMS])
+
+    def tags(self, tags: Mapping[str, object]) -> None:
+        """Set tags, 100 per call."""
+        items = [RunTag(key, str(value)) for key, value in tags.items()]
+        for start in range(0, len(items), MAX_TAGS):
+            self.client.log_batch(self.run_id, tags=items[start : start + MAX_TAGS])
+
+    def metrics(self, step: int, values: Mapping[str, float]) -> None:
+        """Queue one point per metric at ``step``; sent 1000 at a time or every FLUSH_SECONDS."""
+        stamp = int(time.time() * 1000)
+        self._points.extend(Metric(key, float(value), stamp, step) for key, value in values.items())
+        if len(self._points) >= MAX_METRICS or time.monotonic() - self._last_flush > FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send the queued metric points."""
+        while self._points:
+            batch, self._points = self._points[:MAX_METRICS], self._points[MAX_METRICS:]
+            self.client.log_batch(self.run_id, metrics=batch)
+        self._last_flush = time.monotonic()
+
+    def artifact(self, path: Path, folder: str | None = None) -> None:
+        """Upload one file into the run's artifacts (under ``folder``)."""
+        self.client.log_artifact(self.run_id, str(path), folder)
+
+
+@contextmanager
+def open_run(
+    experiment_id: str, name: str, parent_run_id: str | None, tags: Mapping[str, str]
+) -> Iterator[RunLog]:
+    """A run that ends FINISHED when the block completes, KILLED on SIGINT/SIGTERM and FAILED on
+    any other exception, with the reason in the ``nnexp.error`` tag; queued points go first."""
+    active = mlflow.start_run(
+        experiment_id=experiment_id,
+        run_name=name,
+        parent_run_id=parent_run_id,
+        tags={**provenance_tags(), **tags},
+    )
+    log = RunLog(MlflowClient(), active.info.run_id)
+    try:
+        with sigterm_raises():
+            yield log
+    except (KeyboardInterrupt, Terminated) as err:
+        _close(log, "KILLED", "killed", str(err) or "interrupted (Ctrl-C)")
+        raise
+    except BaseException as err:
+        status = "diverged" if isinstance(err, TrainingDiverged) else "failed"
+        reason = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+        _close(log, "FAILED", status, reason)
+        raise
+    else:
+        _close(log, "FINISHED", "finished", None)
+
+
+def _close(log: RunLog, status: str, label: str, reason: str | None) -> None:
+    problems = []
+    try:
+        log.flush()
+        log.tags({STATUS_TAG: label} | ({ERROR_TAG: reason[:5000]} if reason else {}))
+    except Exception as err:
+        problems.append(err)
+    try:
+        mlflow.end_run(status=status)
+    except Exception as err:
+        problems.append(err)
+    if problems:
+        print(
+            f"nnexp: could not mark run {log.run_id} {status} ({first_line(problems[0])}); "
+            "`nnexp runs repair` fixes its status once the store is reachable again",
+            flush=True,
+        )
+
+
+def record_failed_run(
+    client: MlflowClient,
+    experiment_id: str,
+    name: str,
+    parent_run_id: str | None,
+    tags: Mapping[str, str],
+    params: Mapping[str, object],
+    reason: str,
+) -> str:
+    """A run that never trained: created, given its params and reason, and ended FAILED."""
+    parent = {"mlflow.parentRunId": parent_run_id} if parent_run_id else {}
+    run_id = client.create_run(
+        experiment_id, run_name=name, tags={**provenance_tags(), **tags, **parent}
+    ).info.run_id
+    log = RunLog(client, run_id)
+    log.params(params)
+    log.tags({STATUS_TAG: "failed", ERROR_TAG: reason[:5000]})
+    client.set_terminated(run_id, "FAILED")
+    return run_id

@@ -1,0 +1,265 @@
+"""A sweep's parent run: opened once before the first job, found again on resume, and closed with
+a summary of its children (counts, best child, sweep_summary.csv, objective-by-key figure)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+
+from nnexp import plots
+from nnexp.errors import UserError
+from nnexp.tracking.queries import children, search_all
+from nnexp.tracking.run import ERROR_TAG, STATUS_TAG, RunLog, provenance_tags
+from nnexp.tracking.store import client_for, open_experiment
+from nnexp.tracking.uri import check_store
+
+SWEEP_FILE = ".nnexp_sweep.json"
+SKIP_TAG_PREFIX = "nnexp.skipped."
+CONFIG_HASH_TAG = "nnexp.config_hash"
+JOB_NUM_TAG = "nnexp.job_num"
+RUN_TYPE_TAG = "nnexp.run_type"
+SWEEP_KEY_TAG = "nnexp.sweep_key"
+
+
+@dataclass(frozen=True)
+class SweepInfo:
+    """What a job needs to attach itself to its sweep; written into the sweep folder."""
+
+    parent_run_id: str
+    tracking_uri: str
+    experiment_id: str
+    axes: dict[str, str]
+    started_ms: int
+
+    def save(self, sweep_dir: Path) -> None:
+        """Write the sweep file; refuse if another sweep already writes into this folder."""
+        try:
+            with (sweep_dir / SWEEP_FILE).open("x") as handle:
+                json.dump(asdict(self), handle, indent=1)
+        except FileExistsError:
+            raise UserError(
+                f"another sweep already writes into {sweep_dir}; wait a second or set "
+                "hydra.sweep.dir to a new folder"
+            ) from None
+
+    @classmethod
+    def load(cls, sweep_dir: Path) -> SweepInfo | None:
+        """The sweep file of ``sweep_dir``, or None outside a tracked sweep."""
+        path = sweep_dir / SWEEP_FILE
+        return cls(**json.loads(path.read_text())) if path.is_file() else None
+
+
+def start_sweep(
+    uri: str,
+    experiment: str,
+    sweep_dir: Path,
+    axes: dict[str, str],
+    sweep_key: str,
+    command: str,
+    resume: bool,
+) -> SweepInfo:
+    """Create the store and the parent run (or reopen the last one with this sweep key when
+    resuming) before any job starts, and write the sweep file."""
+    check_store(uri)
+    client = client_for(uri)
+    experiment_id = open_experiment(client, experiment)
+    parent = _last_parent(client, experiment_id, sweep_key) if resume else None
+    if parent is not None:
+        parent_id = parent.info.run_id
+        client.update_run(parent_id, status="RUNNING")
+        _kill_orphans(client, experiment_id, parent_id)
+    else:
+        parent_id = client.create_run(
+            experiment_id,
+            run_name=f"sweep {sweep_dir.parent.name} {sweep_dir.name} ({' × '.join(axes)})",
+            tags={
+                **provenance_tags(),
+                RUN_TYPE_TAG: "sweep",
+                SWEEP_KEY_TAG: sweep_key,
+                "nnexp.command": command,
+            },
+        ).info.run_id
+        RunLog(client, parent_id).params(axes)
+    client.set_tag(parent_id, "nnexp.sweep_dir", str(sweep_dir))
+    info = SweepInfo(parent_id, uri, experiment_id, axes, int(time.time() * 1000))
+    info.save(sweep_dir)
+    return info
+
+
+def _last_parent(client: MlflowClient, experiment_id: str, sweep_key: str) -> Run | None:
+    found = search_all(
+        client,
+        [experiment_id],
+        f"tags.`{SWEEP_KEY_TAG}` = '{sweep_key}' and tags.`{RUN_TYPE_TAG}` = 'sweep'",
+        order_by=["attributes.start_time DESC"],
+    )
+    return found[0] if found else None
+
+
+def _kill_orphans(client: MlflowClient, experiment_id: str, parent_id: str) -> None:
+    """Children still RUNNING once their jobs have returned (or when their sweep is resumed)
+    belong to jobs that died: KILLED."""
+    for run in children(client, experiment_id, parent_id):
+        if run.info.status == "RUNNING":
+            client.set_tag(run.info.run_id, STATUS_TAG, "killed")
+            client.set_tag(run.info.run_id, ERROR_TAG, "its job died before the run ended")
+            client.set_terminated(run.info.run_id, "KILLED")
+
+
+def find_finished(client: MlflowClient, experiment_id: str, config_hash: str) -> Run | None:
+    """A FINISHED run of the experiment with this config hash (same config, data and code)."""
+    found = search_all(
+        client,
+        [experiment_id],
+        f"tags.`{CONFIG_HASH_TAG}` = '{config_hash}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+    )
+    return found[0] if found else None
+
+
+def record_skip(client: MlflowClient, parent_id: str, config_hash: str, run_id: str) -> None:
+    """Note on the parent that the job with this config hash was satisfied by ``run_id``."""
+    client.set_tag(parent_id, f"{SKIP_TAG_PREFIX}{config_hash}", run_id)
+
+
+@dataclass
+class ChildRow:
+    """One job of the sweep as the summary shows it."""
+
+    run_id: str
+    status: str
+    values: dict[str, str]
+    train_cost: float
+    test_cost: float
+    epochs: str
+    reason: str
+
+
+@dataclass
+class SweepSummary:
+    """Counts by outcome, the rows, and the best finished child."""
+
+    rows: list[ChildRow] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    best: ChildRow | None = None
+
+    @property
+    def failed(self) -> int:
+        """Jobs that failed or were killed."""
+        return self.counts.get("failed", 0) + self.counts.get("killed", 0)
+
+
+def finish_sweep(info: SweepInfo, sweep_dir: Path) -> SweepSummary:
+    """Summarise the children into the parent and end it FINISHED, or FAILED if any job failed."""
+    client = client_for(info.tracking_uri)
+    parent = client.get_run(info.parent_run_id)
+    skipped = {
+        key[len(SKIP_TAG_PREFIX) :]: value
+        for key, value in parent.data.tags.items()
+        if key.startswith(SKIP_TAG_PREFIX)
+    }
+    summary = summarize(client, info, skipped)
+    _log_summary(client, info, summary, sweep_dir)
+    client.set_terminated(info.parent_run_id, "FAILED" if summary.failed else "FINISHED")
+    return summary
+
+
+def summarize(client: MlflowClient, info: SweepInfo, skipped: dict[str, str]) -> SweepSummary:
+    """The latest attempt of each job (by config hash), labelled finished/failed/killed/skipped."""
+    _kill_orphans(client, info.experiment_id, info.parent_run_id)
+    latest: dict[str, Run] = {}
+    runs = children(client, info.experiment_id, info.parent_run_id)
+    for run in sorted(runs, key=lambda r: r.info.start_time):
+        latest[run.data.tags.get(CONFIG_HASH_TAG, run.info.run_id)] = run
+    for config_hash, run_id in skipped.items():
+        if config_hash not in latest:
+            latest[config_hash] = client.get_run(run_id)
+    summary = SweepSummary()
+    for config_hash, run in latest.items():
+        label = _label(run, config_hash in skipped and run.info.start_time < info.started_ms)
+        summary.counts[label] = summary.counts.get(label, 0) + 1
+        summary.rows.append(_row(run, label, info.axes))
+    summary.rows.sort(key=lambda row: row.test_cost if math.isfinite(row.test_cost) else math.inf)
+    finished = [row for row in summary.rows if row.status in ("finished", "skipped")]
+    summary.best = finished[0] if finished else None
+    return summary
+
+
+def _label(run: Run, skipped: bool) -> str:
+    if skipped:
+        return "skipped"
+    return {"FINISHED": "finished", "KILLED": "killed"}.get(run.info.status, "failed")
+
+
+def _row(run: Run, label: str, axes: dict[str, str]) -> ChildRow:
+    metrics, params = run.data.metrics, run.data.params
+    return ChildRow(
+        run_id=run.info.run_id,
+        status=label,
+        values={key: params.get(key, "") for key in axes},
+        train_cost=metrics.get("train_cost", math.nan),
+        test_cost=metrics.get("test_cost", math.nan),
+        epochs=params.get("optim.epochs", ""),
+        reason=run.data.tags.get(ERROR_TAG, ""),
+    )
+
+
+def _log_summary(
+    client: MlflowClient, info: SweepInfo, summary: SweepSummary, sweep_dir: Path
+) -> None:
+    counts = {
+        f"children_{label}": summary.counts.get(label, 0)
+        for label in ("finished", "failed", "killed", "skipped")
+    }
+    for key, value in counts.items():
+        client.log_metric(info.parent_run_id, key, value)
+    if summary.best is not None:
+        client.log_metric(info.parent_run_id, "best_test_cost", summary.best.test_cost)
+        client.set_tag(info.parent_run_id, "nnexp.best_run_id", summary.best.run_id)
+        for key, value in summary.best.values.items():
+            client.set_tag(info.parent_run_id, f"nnexp.best.{key}", value)
+    table = write_summary_csv(summary, info.axes, sweep_dir / "sweep_summary.csv")
+    client.log_artifact(info.parent_run_id, str(table))
+    if info.axes and summary.rows:
+        figure = plots.objective_by_key(
+            [row.values for row in summary.rows],
+            [row.test_cost for row in summary.rows],
+            list(info.axes),
+            sweep_dir / "test_cost_by_key.png",
+        )
+        client.log_artifact(info.parent_run_id, str(figure))
+
+
+def write_summary_csv(summary: SweepSummary, axes: dict[str, str], path: Path) -> Path:
+    """One row per job: swept values, final costs, status, reason, run id."""
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([*axes, "train_cost", "test_cost", "epochs", "status", "reason", "run_id"])
+        for row in summary.rows:
+            writer.writerow(
+                [
+                    *row.values.values(),
+                    row.train_cost,
+                    row.test_cost,
+                    row.epochs,
+                    row.status,
+                    row.reason,
+                    row.run_id,
+                ]
+            )
+    return path
+
+
+def abort_sweep(info: SweepInfo, status: str, reason: str) -> None:
+    """End a parent whose sweep stopped before its end (an error, Ctrl-C, SIGTERM)."""
+    client = client_for(info.tracking_uri)
+    client.set_tag(info.parent_run_id, STATUS_TAG, status.lower())
+    client.set_tag(info.parent_run_id, ERROR_TAG, reason[:5000])
+    client.set_terminated(info.parent_run_id, status)

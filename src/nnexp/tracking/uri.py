@@ -1,0 +1,115 @@
+"""Tracking URIs: resolve the default, accept only stores nnexp supports, and check them before a
+run opens (an SQLite file's folder and format, a server's reachability). No MLflow import."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+from nnexp.errors import UserError
+
+SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql")
+SQLITE_MAGIC = b"SQLite format 3\x00"
+#: Seconds to wait for a tracking server's health check before giving up.
+SERVER_TIMEOUT = 5.0
+
+
+def resolve_uri(configured: str | None, launch_dir: Path) -> str:
+    """``configured``, else $MLFLOW_TRACKING_URI, else sqlite:///<launch_dir>/mlflow.db; a
+    relative SQLite path is made absolute against ``launch_dir`` so every job shares one store."""
+    uri = configured or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{launch_dir}/mlflow.db"
+    check_scheme(uri)
+    if scheme_of(uri) == "sqlite":
+        return f"sqlite:///{sqlite_path(uri, launch_dir)}"
+    return uri.rstrip("/")
+
+
+def scheme_of(uri: str) -> str:
+    """The URI's scheme without a driver suffix (postgresql+psycopg2 → postgresql)."""
+    return urlparse(uri).scheme.split("+")[0]
+
+
+def check_scheme(uri: str) -> None:
+    """Reject the file store (refused by MLflow 3) and unknown schemes, saying what to use."""
+    scheme = scheme_of(uri)
+    if scheme in ("", "file"):
+        raise UserError(
+            f"tracking.uri={uri} names a folder, and MLflow 3 keeps runs in a database or a "
+            "server: use sqlite:////ABSOLUTE/PATH/mlflow.db or http://HOST:PORT"
+        )
+    if scheme not in SCHEMES:
+        raise UserError(
+            f"tracking.uri={uri} has the unknown scheme {scheme!r}; use one of "
+            f"{', '.join(SCHEMES)}, e.g. sqlite:////ABSOLUTE/PATH/mlflow.db"
+        )
+
+
+def sqlite_path(uri: str, launch_dir: Path) -> Path:
+    """The database file of an sqlite:/// URI, absolute."""
+    path = uri[len("sqlite:///") :] if uri.startswith("sqlite:///") else ""
+    if not path or path == ":memory:":
+        raise UserError(
+            f"tracking.uri={uri} is an in-memory store that loses every run; "
+            "use sqlite:////ABSOLUTE/PATH/mlflow.db"
+        )
+    return (launch_dir / path).resolve()
+
+
+def check_store(uri: str) -> None:
+    """Fail fast, before any run opens, on a store that cannot work."""
+    scheme = scheme_of(uri)
+    if scheme == "sqlite":
+        check_sqlite_file(Path(uri[len("sqlite:///") :]))
+    elif scheme in ("http", "https"):
+        check_server(uri)
+
+
+def check_sqlite_file(path: Path) -> None:
+    """The folder exists and takes new files; an existing file is an SQLite database."""
+    folder = path.parent
+    if not folder.is_dir():
+        raise UserError(
+            f"tracking store {path}: the folder {folder} does not exist; create it "
+            "or point tracking.uri at an existing folder"
+        )
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".nnexp-write-test-"):
+            pass
+    except OSError as err:
+        raise UserError(
+            f"tracking store {path}: cannot write in {folder} ({err.strerror}); "
+            "point tracking.uri at a writable folder"
+        ) from None
+    if path.is_dir():
+        raise UserError(f"tracking store {path} is a folder; name a database file, e.g. mlflow.db")
+    if path.exists() and path.stat().st_size > 0:
+        with path.open("rb") as handle:
+            if handle.read(len(SQLITE_MAGIC)) != SQLITE_MAGIC:
+                raise UserError(
+                    f"tracking store {path} exists but is not an SQLite database; nnexp will not "
+                    "overwrite it: move it aside or point tracking.uri at another file"
+                )
+
+
+def check_server(uri: str) -> None:
+    """The server answers its health check within SERVER_TIMEOUT seconds."""
+    try:
+        with urllib.request.urlopen(f"{uri}/health", timeout=SERVER_TIMEOUT) as response:
+            response.read()
+    except urllib.error.HTTPError as err:
+        if err.code in (401, 403):
+            return
+        raise UserError(
+            f"the MLflow server at {uri} answered its health check with HTTP {err.code}; "
+            "is tracking.uri the server's address?"
+        ) from None
+    except (urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", err)
+        raise UserError(
+            f"cannot reach the MLflow server at {uri} ({reason}); start it with `nnexp server` "
+            "or fix tracking.uri"
+        ) from None

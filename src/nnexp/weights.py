@@ -1,0 +1,59 @@
+"""Weights on disk: an .npz with float arrays W1 (d × hidden) and W2 (hidden × k), never pickled."""
+
+from __future__ import annotations
+
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from nnexp.errors import UserError
+
+ZIP_MAGIC = b"PK\x03\x04"
+HOW_TO_SAVE = "save it with numpy.savez(path, W1=W1, W2=W2)"
+
+
+def save_weights(path: Path, W1: np.ndarray, W2: np.ndarray) -> None:
+    """Write W1 and W2 as plain arrays."""
+    np.savez(path, W1=W1, W2=W2)
+
+
+def load_weights(path: Path, d: int, hidden: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Read and check an .npz of initial weights for a d-hidden-k network; pickles are refused."""
+    where = f"model.init_weights={path}"
+    if not path.is_file():
+        raise UserError(f"{where} does not exist; pass an .npz with arrays W1 and W2")
+    with path.open("rb") as handle:
+        if handle.read(4) != ZIP_MAGIC:
+            raise UserError(f"{where} is not an .npz archive; {HOW_TO_SAVE}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [name for name in ("W1", "W2") if name not in archive.files]
+            if missing:
+                raise UserError(
+                    f"{where} has arrays {sorted(archive.files)} but lacks {', '.join(missing)}; "
+                    f"{HOW_TO_SAVE}"
+                )
+            W1, W2 = archive["W1"], archive["W2"]
+    except ValueError as err:
+        if "pickle" in str(err):
+            raise UserError(
+                f"{where} holds pickled objects, which nnexp never loads; save float arrays"
+            ) from None
+        raise UserError(f"{where} is not a readable .npz ({err}); {HOW_TO_SAVE}") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        raise UserError(f"{where} is truncated or corrupt ({err}); {HOW_TO_SAVE}") from None
+    for name, array, shape in (("W1", W1, (d, hidden)), ("W2", W2, (hidden, k))):
+        if not np.issubdtype(array.dtype, np.floating):
+            raise UserError(
+                f"{where}: {name} has dtype {array.dtype}; save float arrays ({name}.astype(float))"
+            )
+        if array.shape != shape:
+            raise UserError(
+                f"{where}: {name} has shape {array.shape} but this run needs {shape} "
+                f"(inputs {d}, model.hidden={hidden}, outputs {k})"
+            )
+        if not np.isfinite(array).all():
+            raise UserError(f"{where}: {name} contains NaN or inf; save finite weights")
+    return W1.astype(np.float64), W2.astype(np.float64)
