@@ -16,8 +16,18 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from nnexp import console
+from nnexp.errors import UserError
 
 FAILED_MARKER = "job_failed.json"
+
+
+class SweepAborted(BaseException):
+    """A sweep that cannot be tracked must not start; Hydra turns a callback's ordinary
+    exceptions into warnings, so the reason travels to ``main`` in this one."""
+
+    def __init__(self, error: UserError):
+        super().__init__(str(error))
+        self.error = error
 
 
 @dataclass
@@ -27,6 +37,7 @@ class SweepState:
     info: Any = None
     sweep_dir: Path | None = None
     failures: list[dict[str, Any]] = field(default_factory=list)
+    summary_error: str | None = None
 
 
 STATE = SweepState()
@@ -39,7 +50,7 @@ def swept_axes(config: DictConfig) -> dict[str, str]:
     }
     for override in OverridesParser.create().parse_overrides(list(config.hydra.overrides.task)):
         if override.is_sweep_override():
-            axes[override.key_or_group] = override.get_value_element_as_str()
+            axes[override.key_or_group] = override.get_value_string()
     return axes
 
 
@@ -78,15 +89,18 @@ class SweepParent(Callback):
         from nnexp.tracking.uri import resolve_uri
 
         axes = swept_axes(config)
-        STATE.info = start_sweep(
-            uri=resolve_uri(config.tracking.uri, Path(config.hydra.runtime.cwd)),
-            experiment=config.tracking.experiment,
-            sweep_dir=sweep_dir,
-            axes=axes,
-            sweep_key=sweep_key(config, axes),
-            command=shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-            resume=bool(config.sweep.resume),
-        )
+        try:
+            STATE.info = start_sweep(
+                uri=resolve_uri(config.tracking.uri, Path(config.hydra.runtime.cwd)),
+                experiment=config.tracking.experiment,
+                sweep_dir=sweep_dir,
+                axes=axes,
+                sweep_key=sweep_key(config, axes),
+                command=shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+                resume=bool(config.sweep.resume),
+            )
+        except UserError as err:
+            raise SweepAborted(err) from None
         console.info(f"sweep parent run {STATE.info.parent_run_id} · outputs in {sweep_dir}")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -98,10 +112,17 @@ class SweepParent(Callback):
             for failure in STATE.failures:
                 console.info(f"failed: {' '.join(failure['overrides'])}: {failure['reason']}")
             return
+        from nnexp.tracking.store import first_line
         from nnexp.tracking.sweep import finish_sweep
 
         info, STATE.info = STATE.info, None
-        summary = finish_sweep(info, STATE.sweep_dir)
+        try:
+            summary = finish_sweep(info, STATE.sweep_dir)
+        except Exception as err:
+            STATE.summary_error = (
+                f"could not summarise sweep {info.parent_run_id}: {first_line(err)}"
+            )
+            return
         keys = list(info.axes)
         console.table(
             f"sweep {info.parent_run_id}: "

@@ -8,7 +8,7 @@ values out of range with one line that names the key and the fix.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from enum import Enum
 from typing import Any
 
@@ -155,6 +155,16 @@ class Config:
     sweep: SweepSchema = field(default_factory=SweepSchema)
 
 
+#: Which schema each dataset option uses (conf/dataset/*.yaml say the same in their defaults).
+DATASET_KINDS = {
+    "sine": "sine",
+    "synthetic": "synthetic",
+    "diabetes": "bundled",
+    "breast_cancer": "bundled",
+    "digits": "bundled",
+    "csv": "csv",
+}
+
 DATASET_SCHEMAS = {
     "plain": DatasetSchema,
     "sine": SineSchema,
@@ -173,7 +183,11 @@ def register_schemas() -> None:
 
 
 def check(cfg: DictConfig) -> None:
-    """Raise UserError for the first value out of range, naming the key and the fix."""
+    """Raise UserError for a key nnexp does not know (added with +) or the first value out of
+    range, naming the key and the fix."""
+    _known_keys(cfg, Config, "")
+    dataset_schema = DATASET_SCHEMAS[DATASET_KINDS.get(cfg.dataset.name, "plain")]
+    _known_keys(cfg.dataset, dataset_schema, "dataset.")
     _at_least(cfg, "seed", 0)
     _at_least(cfg, "model.hidden", 1)
     _positive_finite(cfg, "optim.lr")
@@ -188,6 +202,20 @@ def check(cfg: DictConfig) -> None:
     _check_dataset(cfg.dataset)
     if cfg.tracking.enabled and cfg.tracking.uri is not None:
         check_scheme(cfg.tracking.uri)
+
+
+def _known_keys(node: DictConfig, schema: type, prefix: str) -> None:
+    """Every key of ``node`` is a field of ``schema``; nested dataclass fields are checked too."""
+    known = {f.name: f for f in fields(schema)}
+    for key in node:
+        if key not in known:
+            raise UserError(
+                f"{prefix}{key} is not a key nnexp knows ({prefix.rstrip('.') or 'the config'} has "
+                f"{', '.join(known)}); remove +{prefix}{key}"
+            )
+        nested = known[key].default_factory
+        if is_dataclass(nested):
+            _known_keys(node[key], nested, f"{prefix}{key}.")
 
 
 def _check_dataset(dataset: DictConfig) -> None:

@@ -7,16 +7,21 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+#: Wide enough for a sweep table with full run ids when output goes to a file or a pipe.
+PIPE_WIDTH = 200
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-out_console = Console(highlight=False, soft_wrap=True)
+out_console = Console(
+    highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else PIPE_WIDTH
+)
 
 
 def error(message: str) -> None:
     """One line on stderr: ``error: <message>``."""
-    err_console.print(f"[bold red]error:[/] {message}", markup=True, emoji=False)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True, emoji=False)
 
 
 def info(message: str) -> None:

@@ -2,14 +2,53 @@
 
 from __future__ import annotations
 
-from hydra.errors import HydraException
+import re
+
+from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf.errors import OmegaConfBaseException
 
 HYDRA_ERRORS = (HydraException, OmegaConfBaseException)
+KEYS_HINT = "`nnexp-train --cfg job` prints every key"
+TYPE_HINTS = {
+    "Integer": "pass a whole number",
+    "Float": "pass a number",
+    "Boolean": "pass true or false",
+}
 
 
 def hydra_error_line(err: BaseException) -> str:
-    """The informative parts of a multi-line Hydra message, joined into one line."""
+    """One line: what was wrong on the command line or in the config, and what to do."""
     text = str(err)
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return " ".join(lines) if lines else type(err).__name__
+    cause = _first_line(err.__cause__) if err.__cause__ is not None else ""
+    missing = re.search(r"Could not find '([^']+)/([^'/]+)'", text)
+    if isinstance(err, MissingConfigException) and missing:
+        group, option = missing.groups()
+        return f"unknown {group} option {option!r}; choose one of: {', '.join(_options(text))}"
+    if isinstance(err, OverrideParseException):
+        return f"cannot read the override {err.override}: {' '.join(text.split())}"
+    if text.startswith("Could not override"):
+        key = re.search(r"Could not override '([^']+)'", text).group(1)
+        return f"{key} is not a config key here ({cause}); check the spelling: {KEYS_HINT}"
+    if text.startswith("Error merging override"):
+        override = text.splitlines()[0][len("Error merging override ") :]
+        return f"{override}: {cause}{_hint(cause)}"
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _first_line(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
+
+
+def _options(text: str) -> list[str]:
+    block = text.split("Available options in", 1)[-1].split("Config search path", 1)[0]
+    return [line.strip() for line in block.splitlines()[1:] if line.strip()]
+
+
+def _hint(cause: str) -> str:
+    for kind, hint in TYPE_HINTS.items():
+        if f"converted to {kind}" in cause:
+            return f"; {hint}"
+    if "does not support deletion" in cause:
+        return "; every key needs a value: set it instead of deleting it"
+    return ""

@@ -22,7 +22,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from nnexp import config, console, core, provenance
-from nnexp.callbacks import STATE, write_failure
+from nnexp.callbacks import STATE, SweepAborted, write_failure
 from nnexp.data import Dataset, load_dataset
 from nnexp.errors import TrainingDiverged, UserError
 from nnexp.hydra_errors import HYDRA_ERRORS, hydra_error_line
@@ -152,13 +152,12 @@ def prepare(cfg: DictConfig, ctx: JobContext) -> Job:
 
 def run_job(cfg: DictConfig, ctx: JobContext) -> float:
     """Check → load data → build network → train → log → the final test_cost (mean over seeds)."""
-    tracker = open_tracker(cfg, ctx)
     try:
         job = prepare(cfg, ctx)
     except UserError as err:
-        if tracker is not None and tracker.sweep is not None:
-            tracker.record_invalid(run_name(cfg, ctx, tracker), flat_config(cfg), {}, err)
+        record_rejected_sweep_job(cfg, ctx, err)
         raise
+    tracker = open_tracker(cfg, ctx)
     name = run_name(cfg, ctx, tracker)
     tags = {"nnexp.config_hash": job.config_hash(), "nnexp.output_dir": str(ctx.output_dir)}
     if ctx.job_num is not None:
@@ -185,6 +184,18 @@ def run_job(cfg: DictConfig, ctx: JobContext) -> float:
             f"after {job.hp.epochs} epochs · {where}"
         )
     return final_test
+
+
+def record_rejected_sweep_job(cfg: DictConfig, ctx: JobContext, error: UserError) -> None:
+    """A tracked sweep job whose config was rejected still gets its FAILED child run."""
+    if ctx.sweep_dir is None or not cfg.tracking.enabled:
+        return
+    try:
+        tracker = open_tracker(cfg, ctx)
+    except UserError:
+        return
+    if tracker.sweep is not None:
+        tracker.record_invalid(run_name(cfg, ctx, tracker), flat_config(cfg), {}, error)
 
 
 def open_tracker(cfg: DictConfig, ctx: JobContext):
@@ -334,6 +345,9 @@ def main() -> None:
     except UserError as err:
         console.error(str(err))
         code = 2
+    except SweepAborted as err:
+        console.error(str(err.error))
+        code = 2
     except HYDRA_ERRORS as err:
         console.error(hydra_error_line(err))
         code = 2
@@ -348,6 +362,9 @@ def main() -> None:
     if OUTCOME.error is not None:
         console.error(str(OUTCOME.error))
         code = 1 if isinstance(OUTCOME.error, TrainingDiverged) else 2
+    elif STATE.summary_error is not None:
+        console.error(STATE.summary_error)
+        code = 1
     elif STATE.failures and code == 0:
         console.error(f"{len(STATE.failures)} job(s) failed; see the table above")
         code = 1

@@ -1,0 +1,83 @@
+"""Shared helpers: run the real console scripts in a subprocess, read the real MLflow store."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment of a user who set nothing nnexp- or MLflow-specific."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "HYDRA_"))}
+    env.update(extra)
+    return env
+
+
+def run_cli(
+    command: str, *args: str, cwd: Path, timeout: float = 300, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """``command args…`` from the project's venv, as a user would type it."""
+    return subprocess.run(
+        [str(BIN / command), *args],
+        cwd=cwd,
+        env=env if env is not None else clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def error_lines(done: subprocess.CompletedProcess) -> list[str]:
+    """The lines of stderr that carry text."""
+    return [line for line in done.stderr.splitlines() if line.strip()]
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess, *fragments: str, code: int = 2) -> str:
+    """Exit ``code``, no traceback, exactly one stderr line, naming every fragment."""
+    lines = error_lines(done)
+    assert done.returncode == code, (done.returncode, done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr and "Traceback" not in done.stdout
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: "), lines
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> str:
+    """A fresh SQLite tracking URI in the test's folder."""
+    return f"sqlite:///{tmp_path}/mlflow.db"
+
+
+@pytest.fixture
+def train(tmp_path: Path, store: str):
+    """``nnexp-train`` into the test's store, run from the test's folder."""
+
+    def run(*args: str, **kwargs) -> subprocess.CompletedProcess:
+        return run_cli("nnexp-train", f"tracking.uri={store}", *args, cwd=tmp_path, **kwargs)
+
+    return run
+
+
+def mlflow_client(uri: str):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def all_runs(uri: str, experiment: str = "nnexp"):
+    """Every run of the experiment (none if the store or experiment does not exist)."""
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists():
+        return []
+    client = mlflow_client(uri)
+    found = client.get_experiment_by_name(experiment)
+    return client.search_runs([found.experiment_id], max_results=5000) if found else []

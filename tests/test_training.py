@@ -1,0 +1,110 @@
+"""The training loop: recording, mini-batches, divergence, batched copies, float32."""
+
+import numpy as np
+import pytest
+
+from nnexp.core import Hyperparams, init_weights, train
+
+
+def problem(n=40, d=3, k=2, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    y = rng.uniform(size=(n, k))
+    return (X, y), (X[:10] * 0.5, y[:10])
+
+
+def fresh(seeds, d=3, hidden=4, k=2, dtype=np.float64):
+    rngs = [np.random.default_rng(s) for s in seeds]
+    W1, W2 = init_weights(d, hidden, k, "normal", rngs, dtype)
+    return W1, W2, rngs
+
+
+def test_records_epoch_zero_every_n_and_the_last():
+    train_set, test_set = problem()
+    W1, W2, rngs = fresh([0])
+    result = train(
+        W1, W2, train_set, test_set, Hyperparams(lr=0.5, epochs=23), rngs, record_every=5
+    )
+    assert result.history.epochs == [0, 5, 10, 15, 20, 23]
+
+
+def test_full_batch_step_is_the_documented_update():
+    """One epoch: W ← W − lr ∂C/∂W, with the gradient of the initial weights."""
+    from nnexp.core import Workspace, cost_and_gradients
+
+    train_set, _ = problem()
+    W1, W2, rngs = fresh([0])
+    ws = Workspace.for_shapes(W1, W2, 40)
+    _, gW1, gW2 = cost_and_gradients(*train_set, W1, W2, 0.01, 1 / 40, ws)
+    expected1, expected2 = W1 - 0.3 * gW1, W2 - 0.3 * gW2
+    train(W1, W2, train_set, None, Hyperparams(lr=0.3, epochs=1, l2=0.01), rngs)
+    assert np.allclose(W1, expected1, rtol=1e-14) and np.allclose(W2, expected2, rtol=1e-14)
+
+
+def test_mini_batches_are_seeded_and_differ_from_full_batch():
+    train_set, test_set = problem()
+    hp = Hyperparams(lr=0.5, epochs=5, batch_size=8)
+    runs = []
+    for _ in range(2):
+        W1, W2, rngs = fresh([3])
+        runs.append(train(W1, W2, train_set, test_set, hp, rngs))
+    assert np.array_equal(runs[0].W1, runs[1].W1)
+    W1, W2, rngs = fresh([3])
+    full = train(W1, W2, train_set, test_set, Hyperparams(lr=0.5, epochs=5), rngs)
+    assert not np.allclose(full.W1, runs[0].W1)
+    assert len(runs[0].history.epochs) == 6
+
+
+def test_divergence_stops_at_the_first_non_finite_cost():
+    train_set, test_set = problem()
+    W1, W2, rngs = fresh([0])
+    result = train(
+        W1, W2, train_set, test_set, Hyperparams(lr=1e308, epochs=50, reduction="sum"), rngs
+    )
+    assert result.diverged_at[0] is not None and result.diverged_at[0] < 50
+    _, train_cost, _ = result.history.as_arrays()
+    assert result.history.epochs[-1] == result.diverged_at[0]
+    assert np.isnan(train_cost[-1, 0]) and np.isfinite(train_cost[0, 0])
+
+
+@pytest.mark.parametrize("batch_size", [None, 16])
+def test_batched_copies_equal_separate_runs(batch_size):
+    """Copy i of a batched run equals a separate run with the same generator (≤ 1e-12)."""
+    train_set, test_set = problem(n=64)
+    hp = Hyperparams(lr=0.7, epochs=30, l2=1e-3, batch_size=batch_size)
+    W1, W2, rngs = fresh([10, 11, 12])
+    batched = train(W1, W2, train_set, test_set, hp, rngs)
+    for copy, seed in enumerate([10, 11, 12]):
+        W1s, W2s, rngs_s = fresh([seed])
+        alone = train(W1s, W2s, train_set, test_set, hp, rngs_s)
+        assert np.allclose(batched.W1[copy], alone.W1[0], rtol=0, atol=1e-12)
+        assert np.allclose(batched.W2[copy], alone.W2[0], rtol=0, atol=1e-12)
+        assert np.allclose(
+            batched.history.as_arrays()[1][:, copy], alone.history.as_arrays()[1][:, 0], rtol=1e-12
+        )
+
+
+def test_a_diverging_copy_does_not_disturb_the_others():
+    train_set, test_set = problem()
+    hp = Hyperparams(lr=0.5, epochs=10)
+    W1, W2, rngs = fresh([0, 1])
+    W1[1, 0, 0] = np.inf
+    result = train(W1, W2, train_set, test_set, hp, rngs)
+    W1s, W2s, rngs_s = fresh([0])
+    alone = train(W1s, W2s, train_set, test_set, hp, rngs_s)
+    assert result.diverged_at == [None, 0]
+    assert np.allclose(result.W1[0], alone.W1[0], rtol=0, atol=1e-12)
+    assert result.history.epochs == list(range(11))
+
+
+def test_float32_follows_float64():
+    train_set, test_set = problem(n=200)
+    hp = Hyperparams(lr=0.5, epochs=100)
+    W1, W2, rngs = fresh([5])
+    r64 = train(W1, W2, train_set, test_set, hp, rngs)
+    W1f, W2f, rngs_f = fresh([5], dtype=np.float32)
+    cast = lambda pair: tuple(a.astype(np.float32) for a in pair)  # noqa: E731
+    r32 = train(W1f, W2f, cast(train_set), cast(test_set), hp, rngs_f)
+    assert r32.W1.dtype == np.float32
+    c64, c32 = r64.history.as_arrays()[1], r32.history.as_arrays()[1]
+    assert np.max(np.abs(c32 - c64) / c64) < 1e-4
