@@ -10,13 +10,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields, is_dataclass
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import II, MISSING, DictConfig
+from hydra.core.plugins import Plugins
+from hydra.plugins.config_source import ConfigLoadError
+from omegaconf import II, MISSING, DictConfig, OmegaConf
 
 from nnexp.errors import UserError
 from nnexp.tracking.uri import check_scheme
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+#: conf/ inside an installed wheel, else the checkout's conf/ beside src/.
+CONF_DIR = next(d for d in (PACKAGE_DIR / "conf", PACKAGE_DIR.parents[1] / "conf") if d.is_dir())
 
 
 class InitScheme(Enum):
@@ -175,11 +182,34 @@ DATASET_SCHEMAS = {
 
 
 def register_schemas() -> None:
-    """Put the schemas in Hydra's ConfigStore: ``nnexp_schema`` and ``schema/dataset/*``."""
+    """Put the schemas in Hydra's ConfigStore (``nnexp_schema``, ``schema/dataset/*``) and
+    nnexp's defaults into three plugin configs:
+
+    - ``hydra/sweeper/optuna`` and its TPE sampler get conf/search_space/optuna.yaml, so
+      ``hydra/sweeper=optuna`` searches nnexp's space with a seeded sampler;
+    - ``hydra/launcher/ray`` gets ``object_store_memory: null``: the plugin otherwise sets a size,
+      which Ray refuses when the launcher connects to an existing cluster by address.
+    """
     store = ConfigStore.instance()
     store.store(name="nnexp_schema", node=Config)
     for name, schema in DATASET_SCHEMAS.items():
         store.store(group="schema/dataset", name=name, node=schema)
+    Plugins.instance()  # plugins register their configs when scanned: scan first, extend after
+    space = OmegaConf.load(CONF_DIR / "search_space" / "optuna.yaml")
+    _extend_plugin_config(store, "hydra/sweeper/sampler", "tpe", space.pop("sampler"))
+    _extend_plugin_config(store, "hydra/sweeper", "optuna", space)
+    _extend_plugin_config(
+        store, "hydra/launcher", "ray", {"ray": {"init": {"object_store_memory": None}}}
+    )
+
+
+def _extend_plugin_config(store: ConfigStore, group: str, name: str, extra: Any) -> None:
+    """Replace a plugin's config ``group/name`` by itself merged with ``extra`` (if installed)."""
+    try:
+        plugin = store.load(f"{group}/{name}.yaml")
+    except ConfigLoadError:
+        return
+    store.store(group=group, name=name, node=OmegaConf.merge(plugin.node, extra), provider="nnexp")
 
 
 def check(cfg: DictConfig) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import socket
 import subprocess
 from dataclasses import dataclass
@@ -62,3 +63,23 @@ def package_versions() -> dict[str, str]:
 def host() -> str:
     """This machine's name, as recorded with a run for `nnexp runs repair`."""
     return socket.gethostname()
+
+
+def process_alive_since(pid: int, started_ms: int) -> bool | None:
+    """Whether process ``pid`` on this machine exists and started no later than ``started_ms``
+    (so it is the one that opened a run then, not a later process that reused the pid).
+    None where this cannot be told (no /proc)."""
+    stat = Path(f"/proc/{pid}/stat")
+    if not Path("/proc/self/stat").exists():
+        return None
+    try:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    boot_s = next(
+        int(line.split()[1])
+        for line in Path("/proc/stat").read_text().splitlines()
+        if line.startswith("btime")
+    )
+    start_s = boot_s + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    return start_s * 1000 <= started_ms + 1000

@@ -30,9 +30,6 @@ from nnexp.outputs import write_outputs
 from nnexp.signals import Terminated, sigterm_raises
 from nnexp.weights import load_weights
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-#: conf/ inside an installed wheel, else the checkout's conf/ beside src/.
-CONF_DIR = next(d for d in (PACKAGE_DIR / "conf", PACKAGE_DIR.parents[1] / "conf") if d.is_dir())
 #: Keys that say where results go, not what is computed: left out of params and config hashes.
 NOT_PARAMS = ("tracking", "sweep")
 
@@ -311,7 +308,7 @@ class Outcome:
 OUTCOME = Outcome()
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+@hydra.main(version_base="1.3", config_path=str(config.CONF_DIR), config_name="config")
 def hydra_task(cfg: DictConfig) -> float | None:
     """One Hydra job. A single run's user error is kept for ``main`` to report; a sweep job's
     failure is recorded and the sweeper gets ``sweep.failed_objective`` so the sweep goes on."""

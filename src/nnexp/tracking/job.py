@@ -10,6 +10,7 @@ from pathlib import Path
 
 import mlflow
 from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
 
 from nnexp.data import Dataset
 from nnexp.tracking import sweep as sweeps
@@ -43,10 +44,7 @@ class JobTracker:
             self.experiment_id, name, parent, {**tags, sweeps.RUN_TYPE_TAG: run_type}
         ) as log:
             log.params(params)
-            mlflow.log_input(
-                mlflow.data.from_numpy(dataset.X_train, targets=dataset.y_train, name=dataset.name),
-                context="training",
-            )
+            log_dataset(dataset)
             yield log
 
     def record_invalid(
@@ -85,6 +83,18 @@ class JobTracker:
         if self.uri.startswith(("http://", "https://")):
             return f"open {self.uri}/#/experiments/{self.experiment_id}/runs/{run_id}"
         return f"view: {mlflow_command()} ui --backend-store-uri {self.uri}"
+
+
+def log_dataset(dataset: Dataset) -> None:
+    """The training split as the run's MLflow dataset input. Parallel jobs logging the same
+    dataset into a store race on its row (UNIQUE constraint); the loser retries and finds it."""
+    entry = mlflow.data.from_numpy(dataset.X_train, targets=dataset.y_train, name=dataset.name)
+    try:
+        mlflow.log_input(entry, context="training")
+    except MlflowException as err:
+        if "UNIQUE constraint" not in str(err):
+            raise
+        mlflow.log_input(entry, context="training")
 
 
 def mlflow_command() -> str:

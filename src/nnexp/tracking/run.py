@@ -149,3 +149,11 @@ def record_failed_run(
     log.tags({STATUS_TAG: "failed", ERROR_TAG: reason[:5000]})
     client.set_terminated(run_id, "FAILED")
     return run_id
+
+
+def end_run(client: MlflowClient, run_id: str, status: str, reason: str) -> None:
+    """End a run from outside its process: ``status`` (KILLED or FAILED) with the reason."""
+    client.log_batch(
+        run_id, tags=[RunTag(STATUS_TAG, status.lower()), RunTag(ERROR_TAG, reason[:5000])]
+    )
+    client.set_terminated(run_id, status)

@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from nnexp import plots
 from nnexp.errors import UserError
 from nnexp.tracking.queries import children, search_all
-from nnexp.tracking.run import ERROR_TAG, STATUS_TAG, RunLog, provenance_tags
+from nnexp.tracking.run import ERROR_TAG, RunLog, end_run, provenance_tags
 from nnexp.tracking.store import client_for, open_experiment
 from nnexp.tracking.uri import check_store
 
@@ -108,9 +108,7 @@ def _kill_orphans(client: MlflowClient, experiment_id: str, parent_id: str) -> N
     belong to jobs that died: KILLED."""
     for run in children(client, experiment_id, parent_id):
         if run.info.status == "RUNNING":
-            client.set_tag(run.info.run_id, STATUS_TAG, "killed")
-            client.set_tag(run.info.run_id, ERROR_TAG, "its job died before the run ended")
-            client.set_terminated(run.info.run_id, "KILLED")
+            end_run(client, run.info.run_id, "KILLED", "its job died before the run ended")
 
 
 def find_finished(client: MlflowClient, experiment_id: str, config_hash: str) -> Run | None:
@@ -259,7 +257,4 @@ def write_summary_csv(summary: SweepSummary, axes: dict[str, str], path: Path) -
 
 def abort_sweep(info: SweepInfo, status: str, reason: str) -> None:
     """End a parent whose sweep stopped before its end (an error, Ctrl-C, SIGTERM)."""
-    client = client_for(info.tracking_uri)
-    client.set_tag(info.parent_run_id, STATUS_TAG, status.lower())
-    client.set_tag(info.parent_run_id, ERROR_TAG, reason[:5000])
-    client.set_terminated(info.parent_run_id, status)
+    end_run(client_for(info.tracking_uri), info.parent_run_id, status, reason)

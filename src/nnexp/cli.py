@@ -1,0 +1,124 @@
+"""`nnexp`: everything besides training (`nnexp-train`): reports, reproduction, run repair and a
+tracking server. Bad input gives one line and exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from nnexp import console
+from nnexp.errors import UserError
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the command line and run the subcommand."""
+    args = parser().parse_args(argv)
+    try:
+        code = args.handler(args)
+    except UserError as err:
+        console.error(str(err))
+        code = 2
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line of `nnexp`."""
+    top = argparse.ArgumentParser(prog="nnexp", description=__doc__.splitlines()[0])
+    commands = top.add_subparsers(required=True, metavar="COMMAND")
+
+    runs = commands.add_parser("runs", help="look after runs in the store")
+    runs_commands = runs.add_subparsers(required=True, metavar="ACTION")
+    repair = runs_commands.add_parser(
+        "repair", help="end runs left RUNNING by a process that died as KILLED"
+    )
+    _store_option(repair)
+    repair.add_argument("--experiment", help="only this MLflow experiment (default: all)")
+    repair.add_argument(
+        "--stale-after",
+        type=float,
+        default=60.0,
+        metavar="MINUTES",
+        help="a run from another host is presumed lost after this long without a logged "
+        "metric (default 60)",
+    )
+    repair.add_argument(
+        "--dry-run", action="store_true", help="say what would change, change nothing"
+    )
+    repair.set_defaults(handler=_repair)
+
+    server = commands.add_parser("server", help="start an MLflow tracking server (mlflow server)")
+    server.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    server.add_argument("--port", type=int, default=5000)
+    server.add_argument(
+        "--backend-store-uri", help="default sqlite:///<this folder>/mlflow.db; or postgresql://..."
+    )
+    server.add_argument("--artifacts-destination", help="default ./mlartifacts")
+    server.add_argument("--workers", type=int, default=2)
+    server.add_argument(
+        "--auth",
+        action="store_true",
+        help="MLflow basic-auth; admin password from $NNEXP_ADMIN_PASSWORD",
+    )
+    server.set_defaults(handler=_server)
+    return top
+
+
+def _store_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--tracking-uri",
+        help="the MLflow store (default $MLFLOW_TRACKING_URI, else ./mlflow.db)",
+    )
+
+
+def _client(args: argparse.Namespace):
+    from nnexp.tracking.store import client_for
+    from nnexp.tracking.uri import check_store, resolve_uri
+
+    uri = resolve_uri(args.tracking_uri, Path.cwd())
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_file():
+        raise UserError(f"no MLflow store at {uri}; pass --tracking-uri or run from its folder")
+    check_store(uri)
+    return client_for(uri)
+
+
+def _experiment_ids(client, name: str | None) -> list[str]:
+    if name is None:
+        return [e.experiment_id for e in client.search_experiments()]
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        known = ", ".join(e.name for e in client.search_experiments())
+        raise UserError(f"no MLflow experiment named {name!r} (there are: {known})")
+    return [experiment.experiment_id]
+
+
+def _repair(args: argparse.Namespace) -> int:
+    from nnexp.tracking.repair import find_dead, mark_killed
+
+    client = _client(args)
+    dead = find_dead(client, _experiment_ids(client, args.experiment), args.stale_after * 60)
+    for found in dead:
+        if not args.dry_run:
+            mark_killed(client, found)
+        verb = "would mark" if args.dry_run else "marked"
+        console.info(
+            f"{verb} {found.run.info.run_id} ({found.run.info.run_name}) KILLED: {found.reason}"
+        )
+    console.info(f"{len(dead)} run(s) {'to repair' if args.dry_run else 'repaired'}")
+    return 0
+
+
+def _server(args: argparse.Namespace) -> int:
+    from nnexp.server import serve
+
+    serve(
+        args.host,
+        args.port,
+        args.backend_store_uri,
+        args.artifacts_destination,
+        args.workers,
+        args.auth,
+    )
+    return 0

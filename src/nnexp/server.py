@@ -1,0 +1,96 @@
+"""`nnexp server`: an MLflow tracking server for jobs on other machines, bound to 127.0.0.1
+unless a host is given, with an SQLite store and an artifact folder under the working folder."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from pathlib import Path
+
+from nnexp.errors import UserError
+from nnexp.tracking.uri import check_scheme, check_sqlite_file, scheme_of, sqlite_path
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+#: The shortest admin password `--auth` accepts.
+MIN_PASSWORD = 12
+
+
+def server_command(
+    host: str, port: int, backend_uri: str, artifacts: Path, workers: int, auth: bool
+) -> list[str]:
+    """The `mlflow server` command line."""
+    command = [
+        str(Path(sys.executable).with_name("mlflow")),
+        "server",
+        "--host", host,
+        "--port", str(port),
+        "--backend-store-uri", backend_uri,
+        "--artifacts-destination", str(artifacts),
+        "--workers", str(workers),
+    ]  # fmt: skip
+    if auth:
+        command += ["--app-name", "basic-auth"]
+    return command
+
+
+def prepare_store(backend_uri: str, work_dir: Path) -> str:
+    """Check the backend store and create its schema once, before the server's workers start
+    (several workers migrating a fresh SQLite file at once race on it)."""
+    check_scheme(backend_uri)
+    if scheme_of(backend_uri) == "sqlite":
+        path = sqlite_path(backend_uri, work_dir)
+        check_sqlite_file(path)
+        backend_uri = f"sqlite:///{path}"
+    from nnexp.tracking.store import client_for, open_experiment
+
+    open_experiment(client_for(backend_uri), "Default")
+    return backend_uri
+
+
+def auth_config(folder: Path) -> Path:
+    """MLflow basic-auth settings, the admin password from $NNEXP_ADMIN_PASSWORD (no default)."""
+    password = os.environ.get("NNEXP_ADMIN_PASSWORD", "")
+    if len(password) < MIN_PASSWORD:
+        raise UserError(
+            f"--auth needs an admin password of at least {MIN_PASSWORD} characters in "
+            "$NNEXP_ADMIN_PASSWORD; e.g. export NNEXP_ADMIN_PASSWORD=$(openssl rand -base64 18)"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "basic_auth.ini"
+    path.write_text(
+        "[mlflow]\n"
+        "default_permission = READ\n"
+        f"database_uri = sqlite:///{folder / 'basic_auth.db'}\n"
+        "admin_username = admin\n"
+        f"admin_password = {password}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+    path.chmod(0o600)
+    return path
+
+
+def serve(
+    host: str, port: int, backend_uri: str | None, artifacts: str | None, workers: int, auth: bool
+) -> None:
+    """Replace this process by `mlflow server` (Ctrl-C and signals reach MLflow directly)."""
+    work_dir = Path.cwd()
+    backend = prepare_store(backend_uri or f"sqlite:///{work_dir}/mlflow.db", work_dir)
+    artifact_dir = (work_dir / (artifacts or "mlartifacts")).resolve()
+    artifact_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    if auth:
+        env["MLFLOW_AUTH_CONFIG_PATH"] = str(auth_config(work_dir / "mlflow-auth"))
+        env.setdefault("MLFLOW_FLASK_SERVER_SECRET_KEY", secrets.token_hex(32))
+    if host not in LOOPBACK and not auth:
+        print(
+            f"nnexp server: listening on {host} without authentication: anyone who reaches it "
+            "can read and change runs; see the README's section on `--auth`",
+            file=sys.stderr,
+        )
+    command = server_command(host, port, backend, artifact_dir, workers, auth)
+    print(
+        f"nnexp server: http://{host}:{port} · store {backend} · artifacts {artifact_dir}",
+        flush=True,
+    )
+    os.execve(command[0], command, env)
