@@ -81,3 +81,25 @@ def all_runs(uri: str, experiment: str = "nnexp"):
     client = mlflow_client(uri)
     found = client.get_experiment_by_name(experiment)
     return client.search_runs([found.experiment_id], max_results=5000) if found else []
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on at 127.0.0.1."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def sweep_runs(uri: str, experiment: str = "nnexp"):
+    """(parents, children) of the experiment: sweep parents and the runs nested under them."""
+    runs = all_runs(uri, experiment)
+    parents = [r for r in runs if r.data.tags.get("nnexp.run_type") == "sweep"]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return parents, children
+
+
+def metric_steps(uri: str, run_id: str, key: str) -> list[int]:
+    """The steps at which ``key`` was logged, in order."""
+    return sorted(m.step for m in mlflow_client(uri).get_metric_history(run_id, key))

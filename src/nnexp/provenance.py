@@ -60,6 +60,15 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def blas_threads() -> int:
+    """Threads the BLAS library may use in this process (joblib workers get a share of cores)."""
+    from threadpoolctl import threadpool_info
+
+    return max(
+        (pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"), default=1
+    )
+
+
 def host() -> str:
     """This machine's name, as recorded with a run for `nnexp runs repair`."""
     return socket.gethostname()

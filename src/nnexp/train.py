@@ -239,11 +239,10 @@ def fit(job: Job, log, interactive: bool) -> core.TrainResult:
     ]
     if diverged:
         seed, epoch = diverged[0]
-        which = f"seed {seed}" if len(job.seeds) > 1 else "the cost"
-        raise TrainingDiverged(
-            f"training diverged: {which} stopped being finite at epoch {epoch} "
-            f"({len(diverged)} of {len(job.seeds)} copies); lower optim.lr (now {job.hp.lr})"
-        )
+        where = f"the cost stopped being finite at epoch {epoch}"
+        if len(job.seeds) > 1:
+            where = f"{len(diverged)} of {len(job.seeds)} seeds, first seed {seed} at epoch {epoch}"
+        raise TrainingDiverged(f"training diverged: {where}; lower optim.lr (now {job.hp.lr})")
     return result
 
 

@@ -21,7 +21,7 @@ from nnexp.tracking.store import first_line
 #: MLflow's limits per log_batch call.
 MAX_METRICS, MAX_PARAMS, MAX_TAGS = 1000, 100, 100
 #: Metric points are sent at least this often while training (seconds).
-FLUSH_SECONDS = 5.0
+FLUSH_SECONDS = 2.0
 ERROR_TAG, STATUS_TAG = "nnexp.error", "nnexp.status"
 
 
@@ -34,6 +34,7 @@ def provenance_tags() -> dict[str, str]:
         "nnexp.code_version": code.label(),
         "nnexp.host": provenance.host(),
         "nnexp.pid": str(os.getpid()),
+        "nnexp.blas_threads": str(provenance.blas_threads()),
     }
     tags.update(
         {

@@ -184,10 +184,16 @@ def summarize(client: MlflowClient, info: SweepInfo, skipped: dict[str, str]) ->
         label = _label(run, config_hash in skipped and run.info.start_time < info.started_ms)
         summary.counts[label] = summary.counts.get(label, 0) + 1
         summary.rows.append(_row(run, label, info.axes))
-    summary.rows.sort(key=lambda row: row.test_cost if math.isfinite(row.test_cost) else math.inf)
+    summary.rows.sort(key=_rank)
     finished = [row for row in summary.rows if row.status in ("finished", "skipped")]
     summary.best = finished[0] if finished else None
     return summary
+
+
+def _rank(row: ChildRow) -> tuple[bool, float]:
+    """Finished jobs first, by final test_cost; then the rest."""
+    done = row.status in ("finished", "skipped")
+    return (not done, row.test_cost if math.isfinite(row.test_cost) else math.inf)
 
 
 def _label(run: Run, skipped: bool) -> str:
