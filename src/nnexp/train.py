@@ -147,8 +147,19 @@ def prepare(cfg: DictConfig, ctx: JobContext) -> Job:
     return Job(resolved, dataset, W1, W2, rngs, hp)
 
 
-def run_job(cfg: DictConfig, ctx: JobContext) -> float:
-    """Check → load data → build network → train → log → the final test_cost (mean over seeds)."""
+@dataclass(frozen=True)
+class JobOutcome:
+    """The objective (final test_cost, mean over seeds) and the MLflow run that holds the job."""
+
+    objective: float
+    run_id: str | None
+
+
+def run_job(
+    cfg: DictConfig, ctx: JobContext, extra_tags: Mapping[str, str] | None = None
+) -> JobOutcome:
+    """Check → load data → build network → train → log → the objective. ``extra_tags`` go on the
+    run (e.g. ``nnexp.reproduces``)."""
     try:
         job = prepare(cfg, ctx)
     except UserError as err:
@@ -156,7 +167,11 @@ def run_job(cfg: DictConfig, ctx: JobContext) -> float:
         raise
     tracker = open_tracker(cfg, ctx)
     name = run_name(cfg, ctx, tracker)
-    tags = {"nnexp.config_hash": job.config_hash(), "nnexp.output_dir": str(ctx.output_dir)}
+    tags = {
+        "nnexp.config_hash": job.config_hash(),
+        "nnexp.output_dir": str(ctx.output_dir),
+        **(extra_tags or {}),
+    }
     if ctx.job_num is not None:
         tags["nnexp.job_num"] = str(ctx.job_num)
     if tracker is not None and job.cfg["sweep"]["resume"]:
@@ -165,7 +180,7 @@ def run_job(cfg: DictConfig, ctx: JobContext) -> float:
             console.info(
                 f"skipped {name}: run {done.info.run_id} already FINISHED with this config"
             )
-            return objective_of(done.data.metrics)
+            return JobOutcome(objective_of(done.data.metrics), done.info.run_id)
     with tracker.run(name, job.params(), tags, job.dataset) if tracker else nullcontext() as log:
         result = fit(job, log, interactive=ctx.sweep_dir is None)
         files = write_outputs(job.cfg, job.dataset, result, job.seeds, ctx.output_dir)
@@ -173,14 +188,14 @@ def run_job(cfg: DictConfig, ctx: JobContext) -> float:
             tracker.log_outputs(log, files, job.dataset, job.cfg["tracking"]["log_model"])
     final_test = float(np.mean(result.history.test_cost[-1]))
     final_train = float(np.mean(result.history.train_cost[-1]))
+    run_id = log.run_id if tracker is not None else None
     if ctx.sweep_dir is None:
-        where = tracker.ui_hint(log.run_id) if tracker else f"outputs in {ctx.output_dir}"
-        run = f"run {log.run_id}" if tracker else "run (untracked)"
+        where = tracker.ui_hint(run_id) if tracker else f"outputs in {ctx.output_dir}"
         console.info(
-            f"{run} finished: train_cost={final_train:.6g} test_cost={final_test:.6g} "
-            f"after {job.hp.epochs} epochs · {where}"
+            f"run {run_id or '(untracked)'} finished: train_cost={final_train:.6g} "
+            f"test_cost={final_test:.6g} after {job.hp.epochs} epochs · {where}"
         )
-    return final_test
+    return JobOutcome(final_test, run_id)
 
 
 def record_rejected_sweep_job(cfg: DictConfig, ctx: JobContext, error: UserError) -> None:
@@ -313,7 +328,7 @@ def hydra_task(cfg: DictConfig) -> float | None:
     failure is recorded and the sweeper gets ``sweep.failed_objective`` so the sweep goes on."""
     ctx = JobContext.from_hydra()
     try:
-        return run_job(cfg, ctx)
+        return run_job(cfg, ctx).objective
     except UserError as err:
         if ctx.sweep_dir is None:
             OUTCOME.error = err
