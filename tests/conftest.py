@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -103,3 +105,70 @@ def sweep_runs(uri: str, experiment: str = "nnexp"):
 def metric_steps(uri: str, run_id: str, key: str) -> list[int]:
     """The steps at which ``key`` was logged, in order."""
     return sorted(m.step for m in mlflow_client(uri).get_metric_history(run_id, key))
+
+
+def wait_for(predicate, timeout: float = 120.0, every: float = 0.2):
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(every)
+    raise AssertionError(f"condition not reached within {timeout} s")
+
+
+def healthy(uri: str) -> bool:
+    """Whether an MLflow server answers its health check."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+class ServerProcess:
+    """`nnexp server` in its own process group, in ``folder``, on a fixed loopback port."""
+
+    def __init__(self, folder: Path, port: int, *args: str, env: dict | None = None):
+        self.folder, self.port, self.args, self.env = folder, port, args, env
+        self.uri = f"http://127.0.0.1:{port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> ServerProcess:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [str(BIN / "nnexp"), "server", "--port", str(self.port), *self.args],
+            cwd=self.folder,
+            env=self.env or clean_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        wait_for(lambda: healthy(self.uri) or self.process.poll() is not None, timeout=90)
+        assert self.process.poll() is None, self.process.stdout.read()
+        return self
+
+    def stop(self) -> None:
+        """Stop the whole process group (mlflow server spawns workers and job runners)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=20)
+
+
+@pytest.fixture
+def tracking_server(tmp_path):
+    """(uri, folder) of `nnexp server` on a free loopback port, stopped after the test."""
+    server = ServerProcess(tmp_path / "server", free_port()).start()
+    try:
+        yield server.uri, server.folder
+    finally:
+        server.stop()

@@ -7,7 +7,6 @@ import csv
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from conftest import (
     mlflow_client,
     run_cli,
     sweep_runs,
+    wait_for,
 )
 
 pytestmark = pytest.mark.slow
@@ -202,16 +202,6 @@ LONG_JOBS = [
 ]
 
 
-def wait_for(predicate, timeout: float = 120.0, every: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(every)
-    raise AssertionError("condition not reached in time")
-
-
 def running_child(uri: str, job_num: str):
     def find():
         _, children = sweep_runs(uri)
@@ -276,43 +266,6 @@ def test_sigterm_kills_the_job_and_resume_completes_the_sweep(tmp_path, store):
     assert parents_after[0].data.metrics["children_finished"] == 2
     for child in finished:
         assert metric_steps(store, child.info.run_id, "test_cost") == list(range(0, 1001, 10))
-
-
-@pytest.fixture
-def tracking_server(tmp_path):
-    """`nnexp server` on a free loopback port; its whole process group is stopped afterwards."""
-    port = free_port()
-    folder = tmp_path / "server"
-    folder.mkdir()
-    process = subprocess.Popen(
-        [str(BIN / "nnexp"), "server", "--port", str(port)],
-        cwd=folder,
-        env=clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: _healthy(uri), timeout=60)
-        yield uri, folder
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-
-
-def _healthy(uri: str) -> bool:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def test_sweep_through_a_tracking_server(tmp_path, tracking_server):

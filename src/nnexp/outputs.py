@@ -13,19 +13,27 @@ import yaml
 from nnexp import plots
 from nnexp.core import TrainResult
 from nnexp.data import Dataset
+from nnexp.errors import RunFailed
 
 
 def write_outputs(
     cfg: dict[str, Any], dataset: Dataset, result: TrainResult, seeds: list[int], folder: Path
 ) -> dict[str, Path]:
-    """Write the job's files; returns them by role (weights, config, overrides, curve, costs)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    files = {
-        "weights": _weights(result, seeds, folder / "weights.npz"),
-        "config": _config(cfg, folder / "config.yaml"),
-        "curve": _curve(result, seeds, dataset.name, cfg, folder / "cost_curve.png"),
-        "costs": _costs(result, seeds, folder / "costs.csv"),
-    }
+    """Write the job's files; returns them by role (weights, config, overrides, curve, costs).
+    A full disk or an unwritable folder raises RunFailed naming the folder."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        files = {
+            "weights": _weights(result, seeds, folder / "weights.npz"),
+            "config": _config(cfg, folder / "config.yaml"),
+            "curve": _curve(result, seeds, dataset.name, cfg, folder / "cost_curve.png"),
+            "costs": _costs(result, seeds, folder / "costs.csv"),
+        }
+    except OSError as err:
+        raise RunFailed(
+            f"cannot write the run's files in {folder}: {err.strerror or err}; "
+            "free space or fix the folder's permissions"
+        ) from None
     overrides = folder / ".hydra" / "overrides.yaml"
     if overrides.is_file():
         files["overrides"] = overrides

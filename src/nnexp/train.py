@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from nnexp import config, console, core, provenance
 from nnexp.callbacks import STATE, SweepAborted, write_failure
 from nnexp.data import Dataset, load_dataset
-from nnexp.errors import TrainingDiverged, UserError
+from nnexp.errors import RunFailed, TrainingDiverged, UserError
 from nnexp.hydra_errors import HYDRA_ERRORS, hydra_error_line
 from nnexp.outputs import write_outputs
 from nnexp.signals import Terminated, sigterm_raises
@@ -346,7 +346,8 @@ def hydra_task(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     """Console script ``nnexp-train``: run the Hydra app; bad input becomes one line and exit 2,
-    a diverged run or a sweep with failed jobs exit 1, an interrupted one 130 or 143."""
+    a failed run (diverged, store lost, disk full) or a sweep with failed jobs exit 1, an
+    interrupted one 130 or 143."""
     os.environ["HYDRA_FULL_ERROR"] = "1"
     config.register_schemas()
     code = 0
@@ -372,7 +373,7 @@ def main() -> None:
         close_open_sweep("FAILED", "the sweep stopped before its end")
     if OUTCOME.error is not None:
         console.error(str(OUTCOME.error))
-        code = 1 if isinstance(OUTCOME.error, TrainingDiverged) else 2
+        code = 1 if isinstance(OUTCOME.error, RunFailed) else 2
     elif STATE.summary_error is not None:
         console.error(STATE.summary_error)
         code = 1

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -34,3 +37,32 @@ def snapshot(folder: Path, uri: str) -> tuple[str, list[tuple[str, str]], list[s
         str(p.relative_to(folder)) for p in (folder / "mlruns").rglob("*") if p.is_file()
     )
     return digest, runs, artifacts
+
+
+@contextmanager
+def mounted(target: Path, *mount_args: str) -> Iterator[Path]:
+    """``mount ... target`` for the block (these tests run as root, as CI does), then unmount."""
+    target.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", *mount_args, str(target)], check=True, capture_output=True)
+    try:
+        yield target
+    finally:
+        subprocess.run(["umount", "-l", str(target)], check=False, capture_output=True)
+
+
+@contextmanager
+def read_only(folder: Path) -> Iterator[Path]:
+    """``folder`` as a read-only bind mount of itself: even root cannot write there."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with mounted(folder, "--bind", str(folder)):
+        subprocess.run(
+            ["mount", "-o", "remount,bind,ro", str(folder)], check=True, capture_output=True
+        )
+        yield folder
+
+
+@contextmanager
+def tiny_disk(folder: Path, size_kb: int) -> Iterator[Path]:
+    """A tmpfs of ``size_kb`` KiB at ``folder``: writing more fails with ENOSPC."""
+    with mounted(folder, "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs") as target:
+        yield target

@@ -16,7 +16,7 @@ from nnexp.data import Dataset
 from nnexp.tracking import sweep as sweeps
 from nnexp.tracking.model import log_model
 from nnexp.tracking.run import RunLog, open_run, record_failed_run
-from nnexp.tracking.store import client_for, open_experiment
+from nnexp.tracking.store import client_for, open_experiment, store_errors
 from nnexp.tracking.uri import check_store
 
 
@@ -40,11 +40,15 @@ class JobTracker:
         """Open the job's run with its params, tags and dataset input; see ``open_run``."""
         parent = self.sweep.parent_run_id if self.sweep else None
         run_type = "child" if parent else "single"
-        with open_run(
-            self.experiment_id, name, parent, {**tags, sweeps.RUN_TYPE_TAG: run_type}
-        ) as log:
+        with (
+            store_errors(self.uri),
+            open_run(
+                self.experiment_id, name, parent, {**tags, sweeps.RUN_TYPE_TAG: run_type}
+            ) as log,
+        ):
             log.params(params)
-            log_dataset(dataset)
+            with store_errors(self.uri):
+                log_dataset(dataset)
             yield log
 
     def record_invalid(
@@ -68,15 +72,15 @@ class JobTracker:
             sweeps.record_skip(self.client, self.sweep.parent_run_id, config_hash, run.info.run_id)
         return run
 
-    @staticmethod
     def log_outputs(
-        log: RunLog, files: Mapping[str, Path], dataset: Dataset, with_model: bool
+        self, log: RunLog, files: Mapping[str, Path], dataset: Dataset, with_model: bool
     ) -> None:
         """Upload the job's files, and the pyfunc model when asked."""
         for path in files.values():
             log.artifact(path)
         if with_model:
-            log_model(files["weights"], dataset, files["weights"].parent)
+            with store_errors(self.uri):
+                log_model(files["weights"], dataset, files["weights"].parent)
 
     def ui_hint(self, run_id: str) -> str:
         """How to look at the run: the exact `mlflow ui` command, or the server's page."""

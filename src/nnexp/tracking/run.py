@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from nnexp import provenance
 from nnexp.errors import TrainingDiverged, UserError
 from nnexp.signals import Terminated, sigterm_raises
-from nnexp.tracking.store import first_line
+from nnexp.tracking.store import explain, store_errors
 
 #: MLflow's limits per log_batch call.
 MAX_METRICS, MAX_PARAMS, MAX_TAGS = 1000, 100, 100
@@ -56,14 +56,16 @@ class RunLog:
     def params(self, params: Mapping[str, object]) -> None:
         """Log parameters, 100 per call."""
         items = [Param(key, str(value)) for key, value in params.items()]
-        for start in range(0, len(items), MAX_PARAMS):
-            self.client.log_batch(self.run_id, params=items[start : start + MAX_PARAMS])
+        with store_errors(self.client.tracking_uri):
+            for start in range(0, len(items), MAX_PARAMS):
+                self.client.log_batch(self.run_id, params=items[start : start + MAX_PARAMS])
 
     def tags(self, tags: Mapping[str, object]) -> None:
         """Set tags, 100 per call."""
         items = [RunTag(key, str(value)) for key, value in tags.items()]
-        for start in range(0, len(items), MAX_TAGS):
-            self.client.log_batch(self.run_id, tags=items[start : start + MAX_TAGS])
+        with store_errors(self.client.tracking_uri):
+            for start in range(0, len(items), MAX_TAGS):
+                self.client.log_batch(self.run_id, tags=items[start : start + MAX_TAGS])
 
     def metrics(self, step: int, values: Mapping[str, float]) -> None:
         """Queue one point per metric at ``step``; sent 1000 at a time or every FLUSH_SECONDS."""
@@ -74,14 +76,17 @@ class RunLog:
 
     def flush(self) -> None:
         """Send the queued metric points."""
-        while self._points:
-            batch, self._points = self._points[:MAX_METRICS], self._points[MAX_METRICS:]
-            self.client.log_batch(self.run_id, metrics=batch)
+        with store_errors(self.client.tracking_uri):
+            while self._points:
+                batch = self._points[:MAX_METRICS]
+                self.client.log_batch(self.run_id, metrics=batch)
+                del self._points[:MAX_METRICS]
         self._last_flush = time.monotonic()
 
     def artifact(self, path: Path, folder: str | None = None) -> None:
         """Upload one file into the run's artifacts (under ``folder``)."""
-        self.client.log_artifact(self.run_id, str(path), folder)
+        with store_errors(self.client.tracking_uri):
+            self.client.log_artifact(self.run_id, str(path), folder)
 
 
 @contextmanager
@@ -125,7 +130,7 @@ def _close(log: RunLog, status: str, label: str, reason: str | None) -> None:
         problems.append(err)
     if problems:
         print(
-            f"nnexp: could not mark run {log.run_id} {status} ({first_line(problems[0])}); "
+            f"nnexp: could not mark run {log.run_id} {status} ({explain(problems[0])}); "
             "`nnexp runs repair` fixes its status once the store is reachable again",
             flush=True,
         )

@@ -6,9 +6,11 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from nnexp.errors import UserError
+from nnexp.errors import StoreFailed, UserError
 
 # Fail within seconds, not minutes, when a tracking server stops answering (user settings win).
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
@@ -69,6 +71,39 @@ def _create(client: MlflowClient, name: str):
         if err.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
     return client.get_experiment_by_name(name)
+
+
+@contextmanager
+def store_errors(uri: str) -> Iterator[None]:
+    """MLflow and file-system failures while logging, as StoreFailed naming the store."""
+    try:
+        yield
+    except MlflowException as err:
+        raise StoreFailed(f"the MLflow store at {uri} failed: {explain(err)}") from None
+    except OSError as err:
+        where = f" ({err.filename})" if err.filename else ""
+        raise StoreFailed(
+            f"cannot write the run's artifacts for {uri}: {err.strerror or err}{where}; "
+            "free space or fix the folder's permissions"
+        ) from None
+
+
+#: Phrases of common low-level failures, and how they read to a user.
+EXPLAINED = {
+    "Connection refused": "the server stopped answering (connection refused)",
+    "Read timed out": "the server did not answer in time",
+    "No space left on device": "no space left on the device",
+    "database is locked": "the SQLite database stayed locked",
+}
+
+
+def explain(err: BaseException) -> str:
+    """A short reading of an MLflow error: a known cause, or the message's first line."""
+    text = str(err)
+    for phrase, meaning in EXPLAINED.items():
+        if phrase in text:
+            return meaning
+    return first_line(err)[:300]
 
 
 def first_line(err: BaseException) -> str:
