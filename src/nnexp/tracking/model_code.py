@@ -1,7 +1,9 @@
-"""The pyfunc model of one nnexp run, logged from code (nothing pickled).
+"""The pyfunc model of one nnexp run, logged from code (nothing pickled); numpy only, so serving
+it needs neither nnexp nor a rebuilt environment.
 
-Artifacts: ``weights`` (an .npz with W1, W2) and ``scalers`` (JSON with the input and target
-scalers). predict(X in original units) = inverse_y(σ(σ(scale_x(X) W1) W2)), in target units.
+Artifacts: ``weights`` (an .npz with W1 (d, h) and W2 (h, k), or stacked (S, d, h), (S, h, k) for
+a run of S seeds) and ``scalers`` (JSON: offset and scale of the inputs and of the targets).
+predict(X in original units) = unscale_y(mean over seeds of σ(σ(scale_x(X) W1) W2)).
 """
 
 from __future__ import annotations
@@ -13,25 +15,33 @@ import mlflow
 import numpy as np
 from mlflow.pyfunc import PythonModel
 
-from nnexp.core import forward
-from nnexp.data.scaling import Scaler
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """σ(z) = 1 / (1 + e^(−z)), silent where e^(−z) overflows (σ is then exactly 0)."""
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-z))
 
 
 class NetworkModel(PythonModel):
-    """Scales inputs as in training, runs the network, returns predictions in target units."""
+    """Scales inputs as in training, runs the network (each seed's copy, then their mean) and
+    returns predictions (N, k) in the targets' original units."""
 
     def load_context(self, context) -> None:
-        """Read the weights (no pickle) and the scalers."""
+        """Read the weights (no pickle; a leading seed axis is kept) and the scalers."""
         with np.load(context.artifacts["weights"], allow_pickle=False) as weights:
-            self.W1, self.W2 = weights["W1"], weights["W2"]
+            self.W1 = np.asarray(weights["W1"], np.float64)
+            self.W2 = np.asarray(weights["W2"], np.float64)
         scalers = json.loads(Path(context.artifacts["scalers"]).read_text())
-        self.x_scaler = Scaler.from_dict(scalers["x"])
-        self.y_scaler = Scaler.from_dict(scalers["y"])
+        self.x_offset, self.x_scale = (np.asarray(scalers["x"][k]) for k in ("offset", "scale"))
+        self.y_offset, self.y_scale = (np.asarray(scalers["y"][k]) for k in ("offset", "scale"))
 
-    def predict(self, context, model_input: np.ndarray, params=None) -> np.ndarray:
-        """Predictions (N, k) for inputs (N, d) in the dataset's original units."""
-        X = self.x_scaler.transform(np.asarray(model_input, dtype=np.float64))
-        return self.y_scaler.inverse(forward(X, self.W1, self.W2))
+    def predict(self, context, model_input, params=None) -> np.ndarray:
+        """Predictions (N, k) for inputs (N, d), both in the dataset's original units."""
+        X = (np.asarray(model_input, dtype=np.float64) - self.x_offset) / self.x_scale
+        yhat = sigmoid(sigmoid(X @ self.W1) @ self.W2)
+        if yhat.ndim == 3:
+            yhat = yhat.mean(axis=0)
+        return yhat * self.y_scale + self.y_offset
 
 
 mlflow.models.set_model(NetworkModel())
