@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from conftest import all_runs, clean_env, mlflow_client, run_cli
 
@@ -17,19 +16,11 @@ SLEEP_X = np.array([[3.0, 5.0], [5.0, 1.0], [10.0, 2.0], [6.0, 1.5], [4.0, 5.5],
 SLEEP_X_MAX, SLEEP_Y_SCALE = np.array([10.0, 5.0]), 100.0
 
 
-def train_one(train, *args: str):
+def train_one(train, store: str, *args: str):
+    """One short sleep_study run (plus ``args``) into ``store``; its Run."""
     done = train("optim.epochs=40", *args)
     assert done.returncode == 0, done.stderr
-    (run,) = all_runs(train.store)
-    return run
-
-
-@pytest.fixture
-def train(tmp_path, store):
-    def run(*args: str):
-        return run_cli("nnexp-train", f"tracking.uri={store}", *args, cwd=tmp_path)
-
-    run.store = store
+    (run,) = all_runs(store)
     return run
 
 
@@ -46,12 +37,12 @@ def load_model(uri: str, run_id: str):
     return mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
 
 
-def test_single_run_predicts_in_score_units(train, tmp_path):
+def test_single_run_predicts_in_score_units(train, store, tmp_path):
     from nnexp.core import forward
 
-    run = train_one(train)
-    model = load_model(train.store, run.info.run_id)
-    weights = weights_of(train.store, run.info.run_id, tmp_path)
+    run = train_one(train, store)
+    model = load_model(store, run.info.run_id)
+    weights = weights_of(store, run.info.run_id, tmp_path)
     expected = SLEEP_Y_SCALE * forward(SLEEP_X / SLEEP_X_MAX, weights["W1"], weights["W2"])
     predicted = model.predict(SLEEP_X)
     assert predicted.shape == (len(SLEEP_X), 1)
@@ -70,39 +61,39 @@ def test_single_run_predicts_in_score_units(train, tmp_path):
     assert {p.name for p in (local / "artifacts").iterdir()} == {"weights.npz", "scalers.json"}
 
 
-def test_batched_seeds_predict_the_mean_of_the_seeds(train, tmp_path):
+def test_batched_seeds_predict_the_mean_of_the_seeds(train, store, tmp_path):
     from nnexp.core import forward
 
-    run = train_one(train, "train.seeds=3")
-    weights = weights_of(train.store, run.info.run_id, tmp_path)
+    run = train_one(train, store, "train.seeds=3")
+    weights = weights_of(store, run.info.run_id, tmp_path)
     assert weights["W1"].shape == (3, 2, 3) and list(weights["seeds"]) == [0, 1, 2]
     each = [
         SLEEP_Y_SCALE * forward(SLEEP_X / SLEEP_X_MAX, weights["W1"][s], weights["W2"][s])
         for s in range(3)
     ]
-    predicted = load_model(train.store, run.info.run_id).predict(SLEEP_X)
+    predicted = load_model(store, run.info.run_id).predict(SLEEP_X)
     assert predicted.shape == (len(SLEEP_X), 1)
     np.testing.assert_allclose(predicted, np.mean(each, axis=0), rtol=1e-12)
     assert not np.allclose(each[0], each[1])  # the seeds really differ
 
 
-def test_standardised_dataset_unscales_inputs_and_targets(train, tmp_path):
+def test_standardised_dataset_unscales_inputs_and_targets(train, store, tmp_path):
     from nnexp.core import forward
     from nnexp.data import load_dataset
     from nnexp.train import data_stream
 
-    run = train_one(train, "dataset=diabetes", "model.hidden=4", "optim.lr=1")
+    run = train_one(train, store, "dataset=diabetes", "model.hidden=4", "optim.lr=1")
     data = load_dataset({"name": "diabetes", "test_fraction": 0.2}, data_stream(0))
     X = data.x_scaler.inverse(data.X_test)
-    weights = weights_of(train.store, run.info.run_id, tmp_path)
+    weights = weights_of(store, run.info.run_id, tmp_path)
     expected = data.y_scaler.inverse(forward(data.X_test, weights["W1"], weights["W2"]))
-    predicted = load_model(train.store, run.info.run_id).predict(X)
+    predicted = load_model(store, run.info.run_id).predict(X)
     np.testing.assert_allclose(predicted, expected, rtol=1e-9)
     assert predicted.min() > 20 and predicted.max() < 400  # disease progression units
 
 
-def test_mlflow_models_predict_serves_it_without_an_environment_rebuild(train, tmp_path):
-    run = train_one(train, "train.seeds=2")
+def test_mlflow_models_predict_serves_it_without_an_environment_rebuild(train, store, tmp_path):
+    run = train_one(train, store, "train.seeds=2")
     request = tmp_path / "input.json"
     request.write_text(json.dumps({"inputs": SLEEP_X.tolist()}))
     done = run_cli(
@@ -118,9 +109,9 @@ def test_mlflow_models_predict_serves_it_without_an_environment_rebuild(train, t
         "--content-type",
         "json",
         cwd=tmp_path,
-        env=clean_env(MLFLOW_TRACKING_URI=train.store),
+        env=clean_env(MLFLOW_TRACKING_URI=store),
     )
     assert done.returncode == 0, done.stderr
     served = np.array(json.loads(done.stdout.strip().splitlines()[-1])["predictions"])
-    local = load_model(train.store, run.info.run_id).predict(SLEEP_X)
+    local = load_model(store, run.info.run_id).predict(SLEEP_X)
     np.testing.assert_allclose(served, local, rtol=1e-12)
