@@ -208,8 +208,8 @@ def _row(run: Run, label: str, axes: dict[str, str]) -> ChildRow:
         run_id=run.info.run_id,
         status=label,
         values={key: params.get(key, "") for key in axes},
-        train_cost=metrics.get("train_cost", math.nan),
-        test_cost=metrics.get("test_cost", math.nan),
+        train_cost=metrics.get("train_cost", metrics.get("train_cost_mean", math.nan)),
+        test_cost=metrics.get("test_cost", metrics.get("test_cost_mean", math.nan)),
         epochs=params.get("optim.epochs", ""),
         reason=run.data.tags.get(ERROR_TAG, ""),
     )
