@@ -49,6 +49,20 @@ def parser() -> argparse.ArgumentParser:
     )
     repair.set_defaults(handler=_repair)
 
+    report = commands.add_parser(
+        "report", help="write a report (markdown, HTML, figures) of an experiment's runs"
+    )
+    report.add_argument(
+        "target",
+        metavar="TARGET",
+        help="an experiments/ name, a sweep's parent run id, or an MLflow experiment name",
+    )
+    _store_option(report)
+    report.add_argument(
+        "--out", type=Path, metavar="FOLDER", help="the report's folder (default reports/TARGET/)"
+    )
+    report.set_defaults(handler=_report)
+
     server = commands.add_parser("server", help="start an MLflow tracking server (mlflow server)")
     server.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     server.add_argument("--port", type=int, default=5000)
@@ -107,6 +121,19 @@ def _repair(args: argparse.Namespace) -> int:
             f"{verb} {found.run.info.run_id} ({found.run.info.run_name}) KILLED: {found.reason}"
         )
     console.info(f"{len(dead)} run(s) {'to repair' if args.dry_run else 'repaired'}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from nnexp.config import CONF_DIR
+    from nnexp.report.make import make_report
+
+    written = make_report(_client(args), args.target, CONF_DIR / "experiment", args.out)
+    logged = f"; logged to run {written.logged_to}" if written.logged_to else ""
+    console.info(
+        f"report of {args.target} ({written.runs} runs): {written.folder / 'report.md'}, "
+        f"{written.folder / 'report.html'}{logged}"
+    )
     return 0
 
 
