@@ -63,6 +63,14 @@ def parser() -> argparse.ArgumentParser:
     )
     report.set_defaults(handler=_report)
 
+    reproduce = commands.add_parser(
+        "reproduce",
+        help="retrain a logged run from its config and check weights and curves are identical",
+    )
+    reproduce.add_argument("run_id", metavar="RUN_ID", help="the run to reproduce")
+    _store_option(reproduce)
+    reproduce.set_defaults(handler=_reproduce)
+
     server = commands.add_parser("server", help="start an MLflow tracking server (mlflow server)")
     server.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     server.add_argument("--port", type=int, default=5000)
@@ -134,6 +142,19 @@ def _report(args: argparse.Namespace) -> int:
         f"report of {args.target} ({written.runs} runs): {written.folder / 'report.md'}, "
         f"{written.folder / 'report.html'}{logged}"
     )
+    return 0
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from nnexp.reproduce import reproduce
+
+    new, differences = reproduce(_client(args), args.run_id, console.warning)
+    for found in differences:
+        console.info(f"{found.name}: {found.difference or 'identical'}")
+    if any(found.difference for found in differences):
+        console.info(f"different: run {new} does not reproduce {args.run_id}")
+        return 1
+    console.info(f"identical: run {new} reproduces {args.run_id} bit for bit")
     return 0
 
 

@@ -24,6 +24,11 @@ def error(message: str) -> None:
     err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True, emoji=False)
 
 
+def warning(message: str) -> None:
+    """One line on stderr: ``warning: <message>``."""
+    err_console.print(f"[bold yellow]warning:[/] {escape(message)}", markup=True, emoji=False)
+
+
 def info(message: str) -> None:
     """One plain line on stdout."""
     out_console.print(message, markup=False, emoji=False)

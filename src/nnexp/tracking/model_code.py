@@ -35,7 +35,7 @@ class NetworkModel(PythonModel):
         self.x_offset, self.x_scale = (np.asarray(scalers["x"][k]) for k in ("offset", "scale"))
         self.y_offset, self.y_scale = (np.asarray(scalers["y"][k]) for k in ("offset", "scale"))
 
-    def predict(self, context, model_input, params=None) -> np.ndarray:
+    def predict(self, context, model_input: np.ndarray, params=None) -> np.ndarray:
         """Predictions (N, k) for inputs (N, d), both in the dataset's original units."""
         X = (np.asarray(model_input, dtype=np.float64) - self.x_offset) / self.x_scale
         yhat = sigmoid(sigmoid(X @ self.W1) @ self.W2)

@@ -1,0 +1,159 @@
+"""``nnexp reproduce RUN_ID``: retrain a logged run from its resolved config.yaml into a new run
+tagged ``nnexp.reproduces=RUN_ID``, then compare weights and cost curves value by value."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from threadpoolctl import threadpool_limits
+
+from nnexp import config, provenance
+from nnexp.errors import UserError
+from nnexp.train import JobContext, run_job
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
+    from mlflow.tracking import MlflowClient
+
+REPRODUCES_TAG = "nnexp.reproduces"
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One compared array or metric: its name and how it differs (None when identical)."""
+
+    name: str
+    difference: str | None
+
+
+def load_run(client: MlflowClient, run_id: str) -> Run:
+    """The run to reproduce: it exists, trained (has metrics) and FINISHED."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        raise UserError(f"no run with id {run_id} in the store {client.tracking_uri}") from None
+    if run.data.tags.get("nnexp.run_type") == "sweep":
+        raise UserError(f"run {run_id} is a sweep's parent; reproduce one of its child runs")
+    if not run.data.metrics:
+        raise UserError(f"run {run_id} has no metrics (it never trained); nothing to reproduce")
+    if run.info.status != "FINISHED":
+        reason = run.data.tags.get("nnexp.error", "")
+        raise UserError(
+            f"run {run_id} ended {run.info.status}{f' ({reason[:200]})' if reason else ''}; "
+            "only finished runs can be reproduced"
+        )
+    return run
+
+
+def provenance_warnings(run: Run) -> list[str]:
+    """How this checkout and its packages differ from those the run recorded."""
+    tags, here = run.data.tags, provenance.code_version()
+    warnings = []
+    logged_code = tags.get("nnexp.code_version", tags.get("nnexp.git_commit", "unknown"))
+    if logged_code != here.label():
+        warnings.append(
+            f"the run was trained by code {logged_code}, this checkout is {here.label()}"
+        )
+    for name, version in provenance.package_versions().items():
+        logged = tags.get(f"nnexp.version.{name}")
+        if logged is not None and logged != version:
+            warnings.append(f"the run used {name} {logged}, this environment has {version}")
+    return warnings
+
+
+def logged_config(client: MlflowClient, run: Run, uri: str, folder: Path) -> DictConfig:
+    """The run's resolved config.yaml as a typed config, pointed at ``uri`` and the run's
+    experiment, with resume off (it would skip the retraining)."""
+    try:
+        path = client.download_artifacts(run.info.run_id, "config.yaml", str(folder))
+    except Exception:
+        raise UserError(
+            f"run {run.info.run_id} has no config.yaml artifact; only runs of nnexp-train can "
+            "be reproduced"
+        ) from None
+    loaded = yaml.safe_load(Path(path).read_text())
+    experiment = client.get_experiment(run.info.experiment_id).name
+    loaded["tracking"].update(uri=uri, experiment=experiment)
+    loaded["sweep"]["resume"] = False
+    config.register_schemas()
+    return OmegaConf.merge(OmegaConf.structured(config.Config), loaded)
+
+
+def retrain(cfg: DictConfig, run: Run, output_root: Path) -> str:
+    """Train ``cfg`` as a new single run tagged nnexp.reproduces, with the BLAS thread count the
+    run recorded; returns the new run id."""
+    output_root.mkdir(parents=True, exist_ok=True)
+    output_dir = Path(tempfile.mkdtemp(prefix=f"{run.info.run_id[:8]}-", dir=output_root))
+    ctx = JobContext(launch_dir=Path.cwd(), output_dir=output_dir)
+    threads = int(run.data.tags.get("nnexp.blas_threads", "0")) or None
+    with threadpool_limits(limits=threads, user_api="blas"):
+        outcome = run_job(cfg, ctx, extra_tags={REPRODUCES_TAG: run.info.run_id})
+    return outcome.run_id
+
+
+def reproduce(
+    client: MlflowClient, run_id: str, warn: Callable[[str], None]
+) -> tuple[str, list[Difference]]:
+    """Retrain run ``run_id`` into a new run (its files under outputs/reproduce/), after passing
+    each provenance warning to ``warn``; returns the new run id and the differences."""
+    run = load_run(client, run_id)
+    with tempfile.TemporaryDirectory(prefix="nnexp-reproduce-") as scratch:
+        cfg = logged_config(client, run, client.tracking_uri, Path(scratch))
+        for warning in provenance_warnings(run):
+            warn(warning)
+        new = retrain(cfg, run, Path.cwd() / "outputs" / "reproduce")
+        return new, compare(client, run_id, new, Path(scratch))
+
+
+def compare(client: MlflowClient, original: str, new: str, folder: Path) -> list[Difference]:
+    """Weights (every array of weights.npz) and every metric's history, original vs new."""
+    arrays = [_weights(client, run_id, folder / run_id) for run_id in (original, new)]
+    found = [Difference(name, _array_difference(a, b)) for name, a, b in _pairs(*arrays)]
+    metrics = [_histories(client, run_id) for run_id in (original, new)]
+    found += [Difference(name, _array_difference(a, b)) for name, a, b in _pairs(*metrics)]
+    return found
+
+
+def _weights(client: MlflowClient, run_id: str, folder: Path) -> dict[str, np.ndarray]:
+    folder.mkdir(parents=True)
+    path = client.download_artifacts(run_id, "weights.npz", str(folder))
+    with np.load(path, allow_pickle=False) as archive:
+        return {name: archive[name] for name in archive.files}
+
+
+def _histories(client: MlflowClient, run_id: str) -> dict[str, np.ndarray]:
+    """Each metric as an array of (step, value) rows in step order."""
+    run = client.get_run(run_id)
+    return {
+        key: np.array(
+            sorted((m.step, m.value) for m in client.get_metric_history(run_id, key)), float
+        )
+        for key in run.data.metrics
+    }
+
+
+def _pairs(
+    first: dict[str, np.ndarray], second: dict[str, np.ndarray]
+) -> Iterator[tuple[str, np.ndarray | None, np.ndarray | None]]:
+    for name in sorted(set(first) | set(second)):
+        yield name, first.get(name), second.get(name)
+
+
+def _array_difference(a: np.ndarray | None, b: np.ndarray | None) -> str | None:
+    """None when bit-identical, else what differs (presence, shape, or the largest |Δ|)."""
+    if a is None or b is None:
+        return "only in the new run" if a is None else "missing from the new run"
+    if a.shape != b.shape:
+        return f"shape {a.shape} vs {b.shape}"
+    if a.dtype == b.dtype and a.tobytes() == b.tobytes():
+        return None
+    return f"largest |Δ| = {np.nanmax(np.abs(a.astype(float) - b.astype(float))):.3g}"
