@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.colors import LogNorm
+from matplotlib.ticker import MaxNLocator
 
 from nnexp import plots
 from nnexp.report.groups import SeedGroup, ordered, short
@@ -52,9 +53,15 @@ def cost_curves(
             if column == 0 or facet is None:
                 axes.set_ylabel("cost C")
             if row == 1 or facet is None:
-                axes.set_xlabel("epoch")
+                epoch_axis(axes)
     _legend(figure, grid[0][0], short(colour_key) if colour_key else "run")
     return plots.save_png(figure, path)
+
+
+def epoch_axis(axes) -> None:
+    """Label the x axis "epoch" with at most five whole-number ticks, so they never collide."""
+    axes.set_xlabel("epoch")
+    axes.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
 
 
 def _colour_key(records: list[RunRecord], key: str | None) -> dict[str, str]:
@@ -173,7 +180,7 @@ def seed_bands(groups: list[SeedGroup], path: Path) -> Path:
                     curve.steps, low, curve.values + curve.std, color=colour, alpha=0.25, lw=0
                 )
         axes.set_yscale("log")
-        axes.set_xlabel("epoch")
+        epoch_axis(axes)
         axes.set_title(f"{split}_cost, mean ± std over seeds")
         axes.grid(True, which="both", alpha=0.3)
     _legend(figure, panels[0], "setting")
