@@ -12,7 +12,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.ticker import MaxNLocator
 
 from nnexp import plots
-from nnexp.report.groups import SeedGroup, ordered, short
+from nnexp.report.groups import SeedGroup, ordered, short, value_order
 from nnexp.report.records import SPLITS, RunRecord
 
 SPLIT_COLOURS = {"train": "tab:blue", "test": "tab:orange"}
@@ -42,7 +42,7 @@ def cost_curves(
         shown = [r for r in records if facet is None or r.params.get(facet_key) == facet]
         for row, split in enumerate(SPLITS):
             axes = grid[row][column]
-            for record in sorted(shown, key=lambda r: _order(colour_of[r.run_id], r.run_id)):
+            for record in sorted(shown, key=lambda r: (value_order(colour_of[r.run_id]), r.run_id)):
                 curve = record.curves.get(split)
                 if curve is not None and len(curve.steps):
                     label = colour_of[record.run_id]
@@ -67,13 +67,6 @@ def epoch_axis(axes) -> None:
 def _colour_key(records: list[RunRecord], key: str | None) -> dict[str, str]:
     """Each run's colour label: its ``key`` value, or its name without a key."""
     return {r.run_id: r.params.get(key, "") if key else r.name for r in records}
-
-
-def _order(value: str, run_id: str) -> tuple:
-    try:
-        return (float(value), "", run_id)
-    except ValueError:
-        return (math.inf, value, run_id)
 
 
 def _legend(figure, axes, title: str) -> None:

@@ -18,12 +18,17 @@ def design_keys(axes: list[str]) -> list[str]:
     return [key for key in axes if key not in SEED_KEYS]
 
 
-def ordered(values: set[str]) -> list[str]:
-    """Values in numeric order when they are all numbers, else in text order."""
+def value_order(value: str) -> tuple:
+    """Sort key of a param value: numbers by value first, then other text alphabetically."""
     try:
-        return sorted(values, key=float)
+        return (0, float(value), "")
     except ValueError:
-        return sorted(values)
+        return (1, 0.0, value)
+
+
+def ordered(values: set[str]) -> list[str]:
+    """Param values in a stable, human order (see ``value_order``)."""
+    return sorted(values, key=value_order)
 
 
 def short(key: str) -> str:
@@ -72,11 +77,4 @@ def _across(runs: list[RunRecord], split: str) -> Curve:
 
 
 def _sort_key(record: RunRecord, keys: list[str]) -> tuple:
-    return (*tuple(_number_or_text(record.params.get(k, "")) for k in keys), record.run_id)
-
-
-def _number_or_text(value: str) -> tuple:
-    try:
-        return (0, float(value), "")
-    except ValueError:
-        return (1, 0.0, value)
+    return (*(value_order(record.params.get(k, "")) for k in keys), record.run_id)
