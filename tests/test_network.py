@@ -16,10 +16,10 @@ from nnexp.core import (
     forward,
     gradient_check,
     init_weights,
-    network,
     reduction_factor,
     sigmoid,
     train,
+    workspace,
 )
 
 
@@ -87,7 +87,7 @@ def test_hand_derived_one_unit_network():
 @pytest.mark.parametrize("lam", [0.0, 1e-3])
 def test_kernel_equals_the_slides_across_row_blocks(monkeypatch, reduction, lam):
     """Rows processed in many small cache blocks give the slides' unblocked result."""
-    monkeypatch.setattr(network, "BLOCK_BYTES", 64 * 8 * 7)
+    monkeypatch.setattr(workspace, "BLOCK_BYTES", 64 * 8 * 7)
     rng = np.random.default_rng(1)
     X, y = rng.standard_normal((103, 5)), rng.uniform(size=(103, 2))
     W1, W2 = rng.standard_normal((5, 7)), rng.standard_normal((7, 2))
@@ -161,3 +161,88 @@ def test_training_lowers_the_cost_on_sleep_study_and_is_deterministic():
     assert list(epochs) == list(range(301))
     assert train_cost[-1, 0] < train_cost[0, 0] / 5
     assert np.array_equal(train_cost, second.history.as_arrays()[1])
+
+
+@pytest.fixture
+def many_stripes(monkeypatch):
+    """Small blocks and stripes, three worker threads even on a one-core machine."""
+    monkeypatch.setattr(workspace, "BLOCK_BYTES", 8 * 7 * 16)
+    monkeypatch.setattr(workspace, "STRIPE_ELEMENTS", 7 * 20)
+    monkeypatch.setattr(workspace, "usable_cpus", lambda: 3)
+
+
+def serial_copy(ws):
+    """The same workspace, its stripes run one after another in this thread."""
+    return Workspace(**{**vars(ws), "buffers": ws.buffers[:1], "_plans": {}})
+
+
+@pytest.mark.parametrize("copies", [1, 3])
+@pytest.mark.parametrize("shared_rows", [True, False])
+def test_stripes_on_threads_equal_the_slides_and_any_thread_count(
+    many_stripes, copies, shared_rows
+):
+    """Stripes of blocks on several threads give the slides' result, bit for bit the same as on
+    one thread; per-copy row sets (S, N, d) too."""
+    rng = np.random.default_rng(4)
+    n = 157
+    X = rng.standard_normal((copies, n, 5) if not shared_rows else (n, 5))
+    y = rng.uniform(size=(copies, n, 2) if not shared_rows else (n, 2))
+    W1, W2 = rng.standard_normal((copies, 5, 7)), rng.standard_normal((copies, 7, 2))
+    ws = Workspace.for_shapes(W1, W2, n)
+    assert len(ws.stripes(n)) >= 4 and len(ws.buffers) == 3
+    assert ws.rows < ws.stripe_rows
+    threaded = [a.copy() for a in cost_and_gradients(X, y, W1, W2, 1e-3, 1 / n, ws)]
+    serial = cost_and_gradients(X, y, W1, W2, 1e-3, 1 / n, serial_copy(ws))
+    for t, s in zip(threaded, serial, strict=True):
+        assert np.array_equal(t, s)
+    assert np.array_equal(cost(X, y, W1, W2, 1e-3, 1 / n, ws), threaded[0])
+    for copy in range(copies):
+        Xc, yc = (X, y) if shared_rows else (X[copy], y[copy])
+        expected = slide_equations(Xc, yc, W1[copy], W2[copy], 1e-3, 1 / n)
+        got = (threaded[0][copy], threaded[1][copy], threaded[2][copy])
+        for e, g in zip(expected, got, strict=True):
+            assert np.allclose(e, g, rtol=1e-12, atol=1e-14)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n_rows=st.integers(1, 3000), copies=st.integers(1, 4), hidden=st.integers(1, 300))
+def test_stripe_plan_covers_every_row_once_in_order(n_rows, copies, hidden):
+    W1, W2 = np.empty((copies, 3, hidden)), np.empty((copies, hidden, 2))
+    ws = Workspace.for_shapes(W1, W2, n_rows)
+    for rows in (n_rows, max(1, n_rows // 3), n_rows * 2):
+        plan = ws.stripes(rows)
+        assert 1 <= len(plan) <= len(ws.grads) <= workspace.MAX_STRIPES
+        blocks = [block for stripe in plan for block in stripe]
+        assert [start for start, _ in blocks] == [0] + [stop for _, stop in blocks[:-1]]
+        assert blocks[-1][1] == rows
+        assert all(0 < stop - start <= ws.rows for start, stop in blocks)
+
+
+def test_threaded_pass_is_silent_and_restores_the_blas_threads(many_stripes):
+    """Saturating weights overflow e^(−z) inside the worker threads without a warning, and the
+    BLAS thread count is what it was before the pass."""
+    from threadpoolctl import threadpool_info
+
+    rng = np.random.default_rng(5)
+    X, y = rng.standard_normal((157, 5)), rng.uniform(size=(157, 2))
+    W1, W2 = 1e4 * rng.standard_normal((1, 5, 7)), rng.standard_normal((1, 7, 2))
+    before = [lib["num_threads"] for lib in threadpool_info()]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        c, gW1, _ = cost_and_gradients(X, y, W1, W2, 0.0, 1.0, Workspace.for_shapes(W1, W2, 157))
+    assert np.isfinite(c).all() and np.isfinite(gW1).all()
+    assert [lib["num_threads"] for lib in threadpool_info()] == before
+
+
+def test_threaded_pass_works_in_a_forked_child(many_stripes):
+    """The worker threads are made anew in a forked child (they do not survive fork)."""
+    import multiprocessing
+
+    rng = np.random.default_rng(6)
+    X, y = rng.standard_normal((157, 5)), rng.uniform(size=(157, 2))
+    W1, W2 = rng.standard_normal((1, 5, 7)), rng.standard_normal((1, 7, 2))
+    ws = Workspace.for_shapes(W1, W2, 157)
+    expected = cost(X, y, W1, W2, 0.0, 1.0, ws)
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        got = pool.apply(cost, (X, y, W1, W2, 0.0, 1.0, ws))
+    assert np.array_equal(got, expected)

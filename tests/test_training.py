@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nnexp.core import Hyperparams, init_weights, train
+from nnexp.core import Hyperparams, init_weights, train, workspace
 
 
 def problem(n=40, d=3, k=2, seed=0):
@@ -17,6 +17,16 @@ def fresh(seeds, d=3, hidden=4, k=2, dtype=np.float64):
     rngs = [np.random.default_rng(s) for s in seeds]
     W1, W2 = init_weights(d, hidden, k, "normal", rngs, dtype)
     return W1, W2, rngs
+
+
+@pytest.fixture(params=["one stripe", "threaded stripes"])
+def striping(request, monkeypatch):
+    """As configured, or with rows cut into many small stripes run on three threads."""
+    if request.param == "threaded stripes":
+        monkeypatch.setattr(workspace, "BLOCK_BYTES", 8 * 4 * 4)
+        monkeypatch.setattr(workspace, "STRIPE_ELEMENTS", 16)
+        monkeypatch.setattr(workspace, "usable_cpus", lambda: 3)
+    return request.param
 
 
 def test_records_epoch_zero_every_n_and_the_last():
@@ -68,7 +78,7 @@ def test_divergence_stops_at_the_first_non_finite_cost():
 
 
 @pytest.mark.parametrize("batch_size", [None, 16])
-def test_batched_copies_equal_separate_runs(batch_size):
+def test_batched_copies_equal_separate_runs(striping, batch_size):
     """Copy i of a batched run equals a separate run with the same generator (≤ 1e-12)."""
     train_set, test_set = problem(n=64)
     hp = Hyperparams(lr=0.7, epochs=30, l2=1e-3, batch_size=batch_size)
@@ -97,7 +107,20 @@ def test_a_diverging_copy_does_not_disturb_the_others():
     assert result.history.epochs == list(range(11))
 
 
-def test_float32_follows_float64():
+def test_runs_are_bit_identical(striping):
+    """Same inputs, same bits: the threads' scheduling does not enter the result."""
+    train_set, test_set = problem(n=200)
+    hp = Hyperparams(lr=0.5, epochs=40, l2=1e-3)
+    results = []
+    for _ in range(3):
+        W1, W2, rngs = fresh([8, 9])
+        results.append(train(W1, W2, train_set, test_set, hp, rngs))
+    for other in results[1:]:
+        assert np.array_equal(other.W1, results[0].W1) and np.array_equal(other.W2, results[0].W2)
+        assert np.array_equal(other.history.as_arrays()[1], results[0].history.as_arrays()[1])
+
+
+def test_float32_follows_float64(striping):
     train_set, test_set = problem(n=200)
     hp = Hyperparams(lr=0.5, epochs=100)
     W1, W2, rngs = fresh([5])

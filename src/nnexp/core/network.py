@@ -14,19 +14,20 @@ hold S independently initialised networks that train on the same data in one bat
 Inputs are (N, d), shared by every copy, or (S, N, d) with one row set per copy.
 
 The functions here are the whole of the math. They work on row blocks small enough to stay in the
-CPU cache and write into reusable buffers, so an epoch allocates nothing that grows with N.
+CPU cache and write into reusable buffers (``nnexp.core.workspace``), so an epoch allocates
+nothing that grows with N, and on stripes of rows that run on all cores (``nnexp.core.parallel``).
+Every elementwise step is an in-place ufunc on a block: the hidden layer costs one exponential,
+one reciprocal and four cheap passes per element; everything else is matrix products.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import numpy as np
 
-Array = np.ndarray
-
-#: Bytes of hidden activations processed per row block (per copy and layer): fits in L2/L3 cache.
-BLOCK_BYTES = 1 << 20
+from nnexp.core.parallel import map_tasks, single_threaded_blas
+from nnexp.core.workspace import Array, Blocks, Buffers, Pair, Workspace
 
 
 def sigmoid(z: Array, out: Array | None = None) -> Array:
@@ -35,11 +36,17 @@ def sigmoid(z: Array, out: Array | None = None) -> Array:
     e^(−z) overflows to +inf for z < −709; 1 / (1 + inf) is then exactly 0, so the overflow is
     harmless and its warning is suppressed. One exponential per element.
     """
+    out = np.negative(z, out=out)
     with np.errstate(over="ignore"):
-        out = np.negative(z, out=out)
-        np.exp(out, out=out)
-    out += 1.0
-    return np.reciprocal(out, out=out)
+        return _sigmoid_of_negated(out)
+
+
+def _sigmoid_of_negated(neg_z: Array) -> Array:
+    """σ(z) in place of −z: 1 / (1 + e^(−z)). An overflow to inf gives exactly 0; callers
+    silence its warning."""
+    np.exp(neg_z, out=neg_z)
+    neg_z += 1.0
+    return np.reciprocal(neg_z, out=neg_z)
 
 
 def reduction_factor(reduction: str, n_rows: int) -> float:
@@ -58,68 +65,140 @@ def forward(X: Array, W1: Array, W2: Array) -> Array:
 
 def squared_norms(W1: Array, W2: Array) -> Array:
     """‖W1‖² + ‖W2‖² for each copy (a scalar for unbatched weights)."""
-    return np.square(W1).sum(axis=(-2, -1)) + np.square(W2).sum(axis=(-2, -1))
+    return _sum_squares(W1) + _sum_squares(W2)
 
 
-@dataclass
-class Workspace:
-    """Reusable buffers for one row block of every copy: (S, B, h) and (S, B, k) arrays."""
-
-    a2: Array
-    delta2: Array
-    yhat: Array
-    delta3: Array
-    gW1: Array
-    gW2: Array
-
-    @classmethod
-    def for_shapes(cls, W1: Array, W2: Array, n_rows: int) -> Workspace:
-        """Buffers for weights W1 (S, d, h), W2 (S, h, k) and inputs of up to n_rows rows."""
-        copies, _, hidden = W1.shape
-        outputs = W2.shape[-1]
-        width = max(hidden, outputs, W1.shape[1])
-        rows = max(1, min(n_rows, BLOCK_BYTES // (copies * width * W1.itemsize)))
-        dtype = W1.dtype
-        return cls(
-            a2=np.empty((copies, rows, hidden), dtype),
-            delta2=np.empty((copies, rows, hidden), dtype),
-            yhat=np.empty((copies, rows, outputs), dtype),
-            delta3=np.empty((copies, rows, outputs), dtype),
-            gW1=np.empty_like(W1),
-            gW2=np.empty_like(W2),
-        )
-
-    @property
-    def rows(self) -> int:
-        """Rows per block."""
-        return self.a2.shape[1]
+def _sum_squares(A: Array) -> Array:
+    """Σ A² over the last two axes, for each index of the leading ones, in float64."""
+    flat = A.reshape(*A.shape[:-2], -1)
+    return np.vecdot(flat, flat, dtype=np.float64)
 
 
-def _blocks(n_rows: int, block: int):
-    for start in range(0, n_rows, block):
-        yield slice(start, min(start + block, n_rows))
+def _total_cost(squared_errors: Array, weights: Array, lam: float, r: float) -> Array:
+    """C = r/2 Σ (y − ŷ)² + λ/2 (‖W1‖² + ‖W2‖²) from Σ (y − ŷ)² and the flat (S, P) weights.
+    The norms are added even for λ = 0: when weights blow up, ‖W‖² overflows and C turns NaN,
+    which marks the copy diverged."""
+    total = np.multiply(squared_errors, 0.5 * r)
+    total += np.multiply(np.vecdot(weights, weights, dtype=np.float64), 0.5 * lam)
+    return total
 
 
-def _rows(A: Array, rows: slice) -> Array:
-    return A[rows] if A.ndim == 2 else A[:, rows]
+def _in_order_sum(parts: list[Array]) -> Array:
+    """parts[0] + parts[1] + … (left to right, into parts[0])."""
+    total = parts[0]
+    for part in parts[1:]:
+        total += part
+    return total
 
 
-def sum_squared_error(X: Array, y: Array, W1: Array, W2: Array, ws: Workspace) -> Array:
-    """Σ ½ (y − ŷ)² for each copy: the forward pass alone, block by block."""
-    sse = np.zeros(W1.shape[0])
-    for rows in _blocks(X.shape[-2], ws.rows):
-        b = rows.stop - rows.start
-        a2, yhat = ws.a2[:, :b], ws.yhat[:, :b]
-        sigmoid(np.matmul(_rows(X, rows), W1, out=a2), out=a2)
-        sigmoid(np.matmul(a2, W2, out=yhat), out=yhat)
-        np.subtract(_rows(y, rows), yhat, out=yhat)
-        sse += 0.5 * np.einsum("sbk,sbk->s", yhat, yhat)
-    return sse
+def _forward_block(Xb: Array, neg_W1: Array, W2: Array, a2: Array, yhat: Array) -> None:
+    """a2 = σ(s2) and ŷ = σ(s3) of one block, in place. s2 is formed negated, X (−W1) = −s2,
+    which spares σ its negation pass; negation is exact, so the result is bit for bit the same."""
+    _sigmoid_of_negated(np.matmul(Xb, neg_W1, out=a2))  # a2 = σ(s2), −s2 = X (−W1)
+    np.matmul(a2, W2, out=yhat)  # s3 = a2 W2
+    _sigmoid_of_negated(np.negative(yhat, out=yhat))  # ŷ = σ(s3)
+
+
+def _stripe_errors(
+    X: Array, y: Array, neg_W1: Array, W2: Array, blocks: Blocks, buffers: Buffers
+) -> Array:
+    """Σ (y − ŷ)² per copy over one stripe's blocks: the forward pass alone."""
+    errors = []
+    for Xb, yb, a2, _, yhat, _ in buffers.blocks(X, y, blocks):
+        _forward_block(Xb, neg_W1, W2, a2, yhat)
+        errors.append(_sum_squares(np.subtract(yb, yhat, out=yhat)))
+    return _in_order_sum(errors)
+
+
+def _backprop_block(
+    Xb: Array,
+    yb: Array,
+    neg_W1: Array,
+    W2: Array,
+    a2: Array,
+    delta2: Array,
+    yhat: Array,
+    delta3: Array,
+    out: Pair,
+) -> Array:
+    """One block, in place of its buffers: Σ (y − ŷ)² per copy is returned, Xᵀ δ2 and a2ᵀ δ3
+    are written to ``out``."""
+    _forward_block(Xb, neg_W1, W2, a2, yhat)
+    errors = _sum_squares(np.subtract(yhat, yb, out=delta3))  # delta3 = −(y − ŷ)
+    delta3 *= yhat
+    delta3 *= np.subtract(1.0, yhat, out=yhat)  # δ3 = −(y − ŷ) σ'(s3), σ'(s3) = ŷ(1 − ŷ)
+    np.matmul(a2.swapaxes(-1, -2), delta3, out=out.W2)  # a2ᵀ δ3
+    np.matmul(delta3, W2.swapaxes(-1, -2), out=delta2)  # δ3 W2ᵀ
+    delta2 *= a2
+    delta2 *= np.subtract(1.0, a2, out=a2)  # δ2 = δ3 W2ᵀ σ'(s2), σ'(s2) = a2(1 − a2)
+    np.matmul(Xb.swapaxes(-1, -2), delta2, out=out.W1)  # Xᵀ δ2
+    return errors
+
+
+def _stripe_backprop(
+    X: Array, y: Array, neg_W1: Array, W2: Array, blocks: Blocks, buffers: Buffers, sums: Pair
+) -> Array:
+    """Σ (y − ŷ)² per copy over one stripe's blocks, and Σ Xᵀ δ2, Σ a2ᵀ δ3 into ``sums``: the
+    first block's products straight in, later ones through the buffers' ``part``."""
+    errors = []
+    for block, (Xb, yb, *views) in enumerate(buffers.blocks(X, y, blocks)):
+        errors.append(_backprop_block(Xb, yb, neg_W1, W2, *views, buffers.part if block else sums))
+        if block:
+            np.add(sums.flat, buffers.part.flat, out=sums.flat)
+    return _in_order_sum(errors)
+
+
+def _over_stripes(
+    stripe_pass: Callable[[int, Blocks, Buffers], Array], plan: list[Blocks], ws: Workspace
+) -> Array:
+    """Σ over the stripes, in order, of stripe_pass(stripe, its blocks, buffers): directly for a
+    single stripe, else on the worker threads."""
+    if len(plan) == 1:
+        return stripe_pass(0, plan[0], ws.buffers[0])
+    parts = map_tasks(lambda i, buffers: stripe_pass(i, plan[i], buffers), len(plan), ws.buffers)
+    return _in_order_sum(parts)
+
+
+def _cost(X: Array, y: Array, W1: Array, W2: Array, lam: float, r: float, ws: Workspace) -> Array:
+    """``cost`` without silencing overflow (for callers that already do)."""
+    weights = ws.flat_weights(W1, W2)
+    neg_W1 = np.negative(W1, out=ws.neg_W1)
+    plan = ws.stripes(X.shape[-2])
+    with single_threaded_blas(len(ws.buffers)):
+
+        def stripe_pass(_: int, blocks: Blocks, buffers: Buffers) -> Array:
+            return _stripe_errors(X, y, neg_W1, W2, blocks, buffers)
+
+        return _total_cost(_over_stripes(stripe_pass, plan, ws), weights, lam, r)
 
 
 def cost(X: Array, y: Array, W1: Array, W2: Array, lam: float, r: float, ws: Workspace) -> Array:
     """C = r Σ ½ (y − ŷ)² + λ/2 (‖W1‖² + ‖W2‖²) for each copy."""
-    return r * sum_squared_error(X, y, W1, W2, ws) + 0.5 * lam * squared_norms(W1, W2)
+    with np.errstate(over="ignore"):
+        return _cost(X, y, W1, W2, lam, r, ws)
+
+
+def _cost_and_gradients(
+    X: Array, y: Array, W1: Array, W2: Array, lam: float, r: float, ws: Workspace
+) -> tuple[Array, Array, Array]:
+    """``cost_and_gradients`` without silencing overflow (for callers that already do)."""
+    weights = ws.flat_weights(W1, W2)
+    neg_W1 = np.negative(W1, out=ws.neg_W1)
+    plan = ws.stripes(X.shape[-2])
+    grad = ws.grads[0].flat
+    with single_threaded_blas(len(ws.buffers)):
+
+        def stripe_pass(stripe: int, blocks: Blocks, buffers: Buffers) -> Array:
+            return _stripe_backprop(X, y, neg_W1, W2, blocks, buffers, ws.grads[stripe])
+
+        squared_errors = _over_stripes(stripe_pass, plan, ws)
+        for stripe in ws.grads[1 : len(plan)]:
+            grad += stripe.flat
+        if r != 1.0:
+            grad *= r  # r Σ …
+        if lam:
+            grad += np.multiply(weights, lam, out=ws.buffers[0].part.flat)  # + λ W
+        return _total_cost(squared_errors, weights, lam, r), ws.gW1, ws.gW2
 
 
 def cost_and_gradients(
@@ -127,31 +206,9 @@ def cost_and_gradients(
 ) -> tuple[Array, Array, Array]:
     """C, ∂C/∂W1 and ∂C/∂W2 for each copy, by the slides' backpropagation.
 
-    The gradients are written into ``ws.gW1`` and ``ws.gW2`` and returned as those buffers.
+    The gradients are written into ``ws.gW1`` and ``ws.gW2`` and returned as those buffers. Each
+    stripe sums Xᵀ δ2 and a2ᵀ δ3 over its blocks, in order, into its own pair of ``ws.grads``;
+    the stripes' sums are added in order into stripe 0's, the gradients, which r and λ W finish.
     """
-    sse = np.zeros(W1.shape[0])
-    ws.gW1.fill(0.0)
-    ws.gW2.fill(0.0)
-    for rows in _blocks(X.shape[-2], ws.rows):
-        b = rows.stop - rows.start
-        a2, delta2 = ws.a2[:, :b], ws.delta2[:, :b]
-        yhat, delta3 = ws.yhat[:, :b], ws.delta3[:, :b]
-        Xb = _rows(X, rows)
-        sigmoid(np.matmul(Xb, W1, out=a2), out=a2)  # a2 = σ(s2), s2 = X W1
-        sigmoid(np.matmul(a2, W2, out=yhat), out=yhat)  # ŷ = σ(s3), s3 = a2 W2
-        np.subtract(yhat, _rows(y, rows), out=delta3)  # −(y − ŷ)
-        sse += 0.5 * np.einsum("sbk,sbk->s", delta3, delta3)
-        delta3 *= yhat
-        np.subtract(1.0, yhat, out=yhat)
-        delta3 *= yhat  # δ3 = −(y − ŷ) σ'(s3), σ'(s3) = ŷ(1 − ŷ)
-        ws.gW2 += np.matmul(a2.swapaxes(-1, -2), delta3)  # Σ a2ᵀ δ3
-        np.matmul(delta3, W2.swapaxes(-1, -2), out=delta2)  # δ3 W2ᵀ
-        delta2 *= a2
-        np.subtract(1.0, a2, out=a2)
-        delta2 *= a2  # δ2 = δ3 W2ᵀ σ'(s2), σ'(s2) = a2(1 − a2)
-        ws.gW1 += np.matmul(Xb.swapaxes(-1, -2), delta2)  # Σ Xᵀ δ2
-    ws.gW1 *= r
-    ws.gW1 += lam * W1
-    ws.gW2 *= r
-    ws.gW2 += lam * W2
-    return r * sse + 0.5 * lam * squared_norms(W1, W2), ws.gW1, ws.gW2
+    with np.errstate(over="ignore"):
+        return _cost_and_gradients(X, y, W1, W2, lam, r, ws)

@@ -11,7 +11,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nnexp.core.network import Array, Workspace, cost, cost_and_gradients, reduction_factor
+from nnexp.core.network import Array, Workspace, reduction_factor
+
+# The loop silences floating-point overflow once for all epochs, so it calls the kernel's forms
+# that leave that to the caller.
+from nnexp.core.network import _cost as cost
+from nnexp.core.network import _cost_and_gradients as cost_and_gradients
 
 INIT_SCHEMES = ("normal", "xavier")
 
@@ -107,60 +112,80 @@ def train(
     history = History()
     diverged_at: list[int | None] = [None] * copies
     live = np.ones(copies, bool)
+    all_live = True
+    no_test_cost = np.full(copies, np.nan)
+    no_test_cost.flags.writeable = False
+    # Train the workspace's flat copy of the weights (one ufunc call per step covers W1 and W2)
+    # and copy it back into W1 and W2 at the end, however training ends.
+    ws.flat_weights(W1, W2)
+    V1, V2, weights, grad = ws.weights.W1, ws.weights.W2, ws.weights.flat, ws.grads[0].flat
 
     with np.errstate(over="ignore", invalid="ignore"):
-        for epoch in range(hp.epochs + 1):
-            recorded = epoch % record_every == 0 or epoch == hp.epochs
-            if batch is None:
-                train_cost, gW1, gW2 = cost_and_gradients(X, y, W1, W2, hp.l2, r, ws)
-            elif recorded:
-                train_cost = cost(X, y, W1, W2, hp.l2, r, ws)
-            if batch is None or recorded:
-                _freeze(~np.isfinite(train_cost), live, diverged_at, epoch)
-            if recorded:
-                test_cost = (
-                    cost(*test_set, W1, W2, hp.l2, test_r, test_ws)
-                    if test_set is not None
-                    else np.full(copies, np.nan)
-                )
-                history.epochs.append(epoch)
-                history.train_cost.append(np.where(live, train_cost, np.nan))
-                history.test_cost.append(np.where(live, test_cost, np.nan))
-                if on_record is not None:
-                    on_record(epoch, history.train_cost[-1], history.test_cost[-1])
-            if epoch == hp.epochs or not live.any():
-                break
-            if batch is None:
-                _descend(W1, gW1, W2, gW2, hp.lr, live)
-            else:
-                finite = _minibatch_epoch(X, y, W1, W2, hp, batch, rngs, ws, live)
-                _freeze(~finite, live, diverged_at, epoch + 1)
+        try:
+            for epoch in range(hp.epochs + 1):
+                last = epoch == hp.epochs
+                recorded = last or epoch % record_every == 0
+                if batch is None and not last:
+                    train_cost, _, _ = cost_and_gradients(X, y, V1, V2, hp.l2, r, ws)
+                elif batch is None or recorded:
+                    train_cost = cost(X, y, V1, V2, hp.l2, r, ws)
+                if (batch is None or recorded) and not np.isfinite(train_cost).all():
+                    all_live = _freeze(~np.isfinite(train_cost), live, diverged_at, epoch)
+                if recorded:
+                    test_cost = (
+                        cost(*test_set, V1, V2, hp.l2, test_r, test_ws)
+                        if test_set is not None
+                        else no_test_cost
+                    )
+                    history.epochs.append(epoch)
+                    history.train_cost.append(_masked(train_cost, live, all_live))
+                    history.test_cost.append(_masked(test_cost, live, all_live))
+                    if on_record is not None:
+                        on_record(epoch, history.train_cost[-1], history.test_cost[-1])
+                if last or not (all_live or live.any()):
+                    break
+                if batch is None:
+                    _descend(weights, grad, hp.lr, True if all_live else live[:, None])
+                else:
+                    finite = _minibatch_epoch(X, y, hp, batch, rngs, ws, live)
+                    all_live = _freeze(~finite, live, diverged_at, epoch + 1)
+        finally:
+            np.copyto(W1, V1)
+            np.copyto(W2, V2)
     return TrainResult(W1=W1, W2=W2, history=history, diverged_at=diverged_at)
 
 
-def _minibatch_epoch(X, y, W1, W2, hp: Hyperparams, batch: int, rngs, ws, live) -> Array:
-    """One epoch of mini-batch steps; returns which copies kept a finite batch cost throughout."""
+def _minibatch_epoch(X, y, hp: Hyperparams, batch: int, rngs, ws: Workspace, live) -> Array:
+    """One epoch of mini-batch steps on the workspace's weights; returns which copies kept a
+    finite batch cost throughout."""
     n_rows = X.shape[0]
     order = np.stack([rng.permutation(n_rows) for rng in rngs])
-    finite = np.ones(W1.shape[0], bool)
+    finite = np.ones(live.shape[0], bool)
+    V1, V2 = ws.weights.W1, ws.weights.W2
     for start in range(0, n_rows, batch):
         rows = order[:, start : start + batch]
         r = reduction_factor(hp.reduction, rows.shape[1])
-        c, gW1, gW2 = cost_and_gradients(X[rows], y[rows], W1, W2, hp.l2, r, ws)
+        c, _, _ = cost_and_gradients(X[rows], y[rows], V1, V2, hp.l2, r, ws)
         finite &= np.isfinite(c)
-        _descend(W1, gW1, W2, gW2, hp.lr, live & finite)
+        _descend(ws.weights.flat, ws.grads[0].flat, hp.lr, (live & finite)[:, None])
     return finite
 
 
-def _freeze(bad: Array, live: Array, diverged_at: list[int | None], epoch: int) -> None:
+def _masked(costs: Array, live: Array, all_live: bool) -> Array:
+    """The costs (a fresh array from the kernel), NaN for copies no longer live."""
+    return costs if all_live else np.where(live, costs, np.nan)
+
+
+def _freeze(bad: Array, live: Array, diverged_at: list[int | None], epoch: int) -> bool:
+    """Mark live copies with ``bad`` set as diverged at ``epoch``; return whether all still live."""
     for copy in np.flatnonzero(live & bad):
         live[copy] = False
         diverged_at[copy] = epoch
+    return bool(live.all())
 
 
-def _descend(W1: Array, gW1: Array, W2: Array, gW2: Array, lr: float, live: Array) -> None:
-    """W ← W − lr ∂C/∂W for the copies still live (scales the gradient buffers in place)."""
-    live_copies = live[:, None, None]
-    for W, grad in ((W1, gW1), (W2, gW2)):
-        np.multiply(grad, lr, out=grad)
-        np.subtract(W, grad, out=W, where=live_copies)
+def _descend(weights: Array, grad: Array, lr: float, where: Array | bool) -> None:
+    """W ← W − lr ∂C/∂W on flat (S, P) weights and gradients, for the copies selected by
+    ``where`` ((S, 1) mask, or True for all); scales the gradient buffer in place."""
+    np.multiply(grad, lr, out=grad)
+    np.subtract(weights, grad, out=weights, where=where)
