@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -13,6 +14,19 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+
+
+#: A job of several seconds on 2 cores (metrics flushed every 2 s): long enough to be
+#: interrupted mid-run by the fault tests.
+LONG_EPOCHS, LONG_EVERY = 8000, 50
+LONG_JOB = [
+    "dataset=synthetic",
+    "dataset.n=20000",
+    "dataset.d=20",
+    f"optim.epochs={LONG_EPOCHS}",
+    f"tracking.log_every={LONG_EVERY}",
+    "tracking.log_model=false",
+]
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -70,10 +84,12 @@ def train(tmp_path: Path, store: str):
     return run
 
 
+@functools.cache
 def mlflow_client(uri: str):
-    from mlflow.tracking import MlflowClient
+    """A client of the store, opened the way nnexp opens it (taking turns at creating it)."""
+    from nnexp.tracking.store import client_for
 
-    return MlflowClient(tracking_uri=uri)
+    return client_for(uri)
 
 
 def all_runs(uri: str, experiment: str = "nnexp"):

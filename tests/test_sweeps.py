@@ -13,6 +13,9 @@ import pytest
 
 from conftest import (
     BIN,
+    LONG_EPOCHS,
+    LONG_EVERY,
+    LONG_JOB,
     all_runs,
     clean_env,
     free_port,
@@ -192,14 +195,7 @@ def test_a_diverging_job_is_marked_and_the_sweep_goes_on(tmp_path, store):
     assert by_lr["0.5"].info.status == by_lr["1.0"].info.status == "FINISHED"
 
 
-LONG_JOBS = [
-    "dataset=synthetic",
-    "dataset.n=20000",
-    "dataset.d=20",
-    "model.hidden=48,49,50",
-    "optim.epochs=1000",
-    "tracking.log_every=10",
-]
+LONG_JOBS = [*LONG_JOB, "model.hidden=48,49,50"]
 
 
 def running_child(uri: str, job_num: str):
@@ -232,7 +228,7 @@ def test_sigterm_kills_the_job_and_resume_completes_the_sweep(tmp_path, store):
     )
     try:
         wait_for(lambda: list(tmp_path.glob("multirun/*/*/.nnexp_sweep.json")))
-        victim = wait_for(running_child(store, "1"))
+        victim = wait_for(running_child(store, "1"), timeout=300, every=1.0)
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=120)
     finally:
@@ -242,7 +238,7 @@ def test_sigterm_kills_the_job_and_resume_completes_the_sweep(tmp_path, store):
     killed = next(c for c in children if c.info.run_id == victim.info.run_id)
     assert killed.info.status == "KILLED" and killed.data.tags["nnexp.status"] == "killed"
     steps = metric_steps(store, killed.info.run_id, "train_cost")
-    assert steps and steps == list(range(0, steps[-1] + 1, 10))
+    assert steps and steps == list(range(0, steps[-1] + 1, LONG_EVERY))
     assert parents[0].info.status == "KILLED"
     assert [c.info.status for c in children if c.data.tags["nnexp.job_num"] == "0"] == ["FINISHED"]
 
@@ -265,7 +261,9 @@ def test_sigterm_kills_the_job_and_resume_completes_the_sweep(tmp_path, store):
     assert parents_after[0].data.metrics["children_skipped"] == 1
     assert parents_after[0].data.metrics["children_finished"] == 2
     for child in finished:
-        assert metric_steps(store, child.info.run_id, "test_cost") == list(range(0, 1001, 10))
+        assert metric_steps(store, child.info.run_id, "test_cost") == list(
+            range(0, LONG_EPOCHS + 1, LONG_EVERY)
+        )
 
 
 def test_sweep_through_a_tracking_server(tmp_path, tracking_server):

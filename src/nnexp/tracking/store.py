@@ -3,6 +3,7 @@ that stops answering, and quiet logs."""
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import re
@@ -34,9 +35,29 @@ for _noisy in (
 
 
 def client_for(uri: str) -> MlflowClient:
-    """A client bound to ``uri`` (and the fluent API pointed at it too)."""
+    """A client bound to ``uri`` (and the fluent API pointed at it too). Creating the client
+    creates or migrates an SQLite store's schema: nnexp processes take turns at that (a lock
+    file beside the database), since two migrations of one fresh file at once break both."""
     mlflow.set_tracking_uri(uri)
-    return MlflowClient(tracking_uri=uri)
+    with _schema_lock(uri):
+        try:
+            return MlflowClient(tracking_uri=uri)
+        except Exception as err:
+            raise UserError(f"cannot open the MLflow store at {uri}: {explain(err)}") from None
+
+
+@contextmanager
+def _schema_lock(uri: str) -> Iterator[None]:
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    database = Path(uri[len("sqlite:///") :])
+    with database.with_name(f".{database.name}.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def open_experiment(client: MlflowClient, name: str) -> str:

@@ -1,0 +1,215 @@
+"""Faults while a run or sweep is under way: signals, a killed process, a tracking server that
+stops, a full or read-only artifact disk. Each ends in a clear state and a clear message."""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import (
+    BIN,
+    LONG_EPOCHS,
+    LONG_EVERY,
+    LONG_JOB,
+    ServerProcess,
+    all_runs,
+    clean_env,
+    error_lines,
+    free_port,
+    metric_steps,
+    mlflow_client,
+    run_cli,
+    sweep_runs,
+    wait_for,
+)
+from reliability.conftest import read_only, tiny_disk
+
+pytestmark = pytest.mark.slow
+
+SWEEP = [*LONG_JOB, "model.hidden=48,49,50"]
+
+
+def start(tmp_path: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(BIN / "nnexp-train"), *args],
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def running_with_metrics(uri: str, job_num: str | None = None):
+    """A RUNNING run (of sweep job ``job_num``) that has logged metric points already."""
+
+    def find():
+        for run in all_runs(uri):
+            if run.info.status != "RUNNING" or not run.data.metrics:
+                continue
+            if job_num is None or run.data.tags.get("nnexp.job_num") == job_num:
+                return run
+        return None
+
+    return find
+
+
+def store_ready(tmp_path: Path, sweep: bool = False):
+    """Wait until the launching process created the store (polling earlier would race it)."""
+    pattern = "multirun/*/*/.nnexp_sweep.json" if sweep else "outputs/*/*/.hydra/config.yaml"
+    wait_for(lambda: list(tmp_path.glob(pattern)) and (tmp_path / "mlflow.db").exists())
+    time.sleep(1.0 if not sweep else 0)
+
+
+def contiguous(steps: list[int]) -> bool:
+    return bool(steps) and steps == list(range(0, steps[-1] + 1, LONG_EVERY))
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_mid_run_ends_it_killed_with_its_metrics(tmp_path, store, signum, code):
+    process = start(tmp_path, f"tracking.uri={store}", *LONG_JOB)
+    try:
+        store_ready(tmp_path)
+        run = wait_for(running_with_metrics(store), timeout=300, every=1.0)
+        process.send_signal(signum)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == code, err
+    assert "Traceback" not in err
+    after = mlflow_client(store).get_run(run.info.run_id)
+    assert after.info.status == "KILLED" and after.data.tags["nnexp.status"] == "killed"
+    steps = metric_steps(store, run.info.run_id, "train_cost")
+    assert contiguous(steps) and steps[-1] < LONG_EPOCHS
+
+
+def test_sigkill_leaves_running_runs_that_repair_kills_and_resume_completes(tmp_path, store):
+    process = start(tmp_path, "-m", f"tracking.uri={store}", *SWEEP)
+    try:
+        store_ready(tmp_path, sweep=True)
+        victim = wait_for(running_with_metrics(store, job_num="1"), timeout=300, every=1.0)
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+    parents, _ = sweep_runs(store)
+    assert parents[0].info.status == "RUNNING"
+    assert mlflow_client(store).get_run(victim.info.run_id).info.status == "RUNNING"
+
+    repair = run_cli("nnexp", "runs", "repair", f"--tracking-uri={store}", cwd=tmp_path)
+    assert repair.returncode == 0, repair.stderr
+    assert "2 run(s) repaired" in repair.stdout
+    assert f"marked {victim.info.run_id}" in repair.stdout and "is gone" in repair.stdout
+    client = mlflow_client(store)
+    for run_id in (victim.info.run_id, parents[0].info.run_id):
+        after = client.get_run(run_id)
+        assert (
+            after.info.status == "KILLED" and "nnexp runs repair" in after.data.tags["nnexp.error"]
+        )
+    again = run_cli("nnexp", "runs", "repair", f"--tracking-uri={store}", cwd=tmp_path)
+    assert "0 run(s) repaired" in again.stdout
+
+    done = run_cli(
+        "nnexp-train", "-m", f"tracking.uri={store}", *SWEEP, "sweep.resume=true", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    parents, children = sweep_runs(store)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    finished = sorted(
+        c.data.params["model.hidden"] for c in children if c.info.status == "FINISHED"
+    )
+    assert finished == ["48", "49", "50"]
+
+
+def test_server_that_stops_mid_sweep_fails_jobs_clearly_and_resume_completes(tmp_path):
+    server = ServerProcess(tmp_path / "server", free_port()).start()
+    uri = server.uri
+    process = start(tmp_path, "-m", f"tracking.uri={uri}", *SWEEP)
+    try:
+        wait_for(running_with_metrics(uri, job_num="1"), timeout=300, every=1.0)
+        server.stop()
+        started = time.monotonic()
+        out, err = process.communicate(timeout=240)
+        waited = time.monotonic() - started
+        assert process.returncode == 1, out + err
+        assert "Traceback" not in err
+        assert "stopped answering" in err or "cannot reach the MLflow server" in err
+        failed_jobs = [line for line in err.splitlines() if ") failed: " in line]
+        assert len(failed_jobs) == 2, err
+        assert waited < 120
+
+        server.start()
+        done = run_cli(
+            "nnexp-train", "-m", f"tracking.uri={uri}", *SWEEP, "sweep.resume=true", cwd=tmp_path
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "skipped hidden=48" in done.stdout
+        parents, children = sweep_runs(uri)
+        assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+        finished = [c for c in children if c.info.status == "FINISHED"]
+        assert sorted(c.data.params["model.hidden"] for c in finished) == ["48", "49", "50"]
+        assert {c.info.status for c in children} <= {"FINISHED", "KILLED", "FAILED"}
+        for child in children:
+            steps = metric_steps(uri, child.info.run_id, "train_cost")
+            assert len(steps) == len(set(steps)), "a point was logged twice"
+        for child in finished:
+            assert metric_steps(uri, child.info.run_id, "test_cost") == list(
+                range(0, LONG_EPOCHS + 1, LONG_EVERY)
+            )
+    finally:
+        process.kill()
+        server.stop()
+
+
+def artifact_files(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_full_artifact_disk_fails_the_run_clearly_and_damages_nothing(tmp_path, store):
+    with tiny_disk(tmp_path / "mlruns", size_kb=160) as disk:
+        first = run_cli(
+            "nnexp-train",
+            f"tracking.uri={store}",
+            "optim.epochs=5",
+            "tracking.log_model=false",
+            cwd=tmp_path,
+        )
+        assert first.returncode == 0, first.stderr
+        before = artifact_files(disk)
+        done = run_cli(
+            "nnexp-train",
+            f"tracking.uri={store}",
+            "optim.epochs=5",
+            "dataset=digits",
+            "model.hidden=64",
+            cwd=tmp_path,
+        )
+        assert done.returncode == 1, done.stdout + done.stderr
+        lines = error_lines(done)
+        assert len(lines) == 1 and "no space left" in lines[0].lower(), done.stderr
+        assert "Traceback" not in done.stderr
+        runs = {r.info.run_id: r for r in all_runs(store)}
+        failed = [r for r in runs.values() if r.info.status == "FAILED"]
+        assert len(failed) == 1 and "no space left" in failed[0].data.tags["nnexp.error"].lower()
+        assert [r.info.status for r in runs.values()].count("FINISHED") == 1
+        after = artifact_files(disk)
+        assert all(after.get(name) == digest for name, digest in before.items())
+
+
+def test_read_only_artifact_folder_fails_the_run_clearly(tmp_path, store):
+    (tmp_path / "mlruns").mkdir()
+    with read_only(tmp_path / "mlruns"):
+        done = run_cli("nnexp-train", f"tracking.uri={store}", "optim.epochs=5", cwd=tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = error_lines(done)
+    assert len(lines) == 1 and "read-only file system" in lines[0].lower(), done.stderr
+    (run,) = all_runs(store)
+    assert run.info.status == "FAILED" and "read-only" in run.data.tags["nnexp.error"].lower()
