@@ -13,9 +13,13 @@ DPI = 110
 PNG_METADATA = {"Software": None}
 
 
-def new_figure(width: float = 6.4, height: float = 4.0) -> Figure:
-    """A figure on the Agg canvas, independent of pyplot's global state."""
-    figure = Figure(figsize=(width, height), layout="constrained")
+def new_figure(
+    width: float = 6.4, height: float = 4.0, layout: str | None = "constrained"
+) -> Figure:
+    """A figure on the Agg canvas, independent of pyplot's global state. ``layout=None`` keeps
+    matplotlib's fixed margins, for single-panel figures drawn once per run (constrained layout
+    costs ~0.07 s a figure)."""
+    figure = Figure(figsize=(width, height), layout=layout)
     FigureCanvasAgg(figure)
     return figure
 
@@ -30,7 +34,8 @@ def cost_curve(
     epochs: np.ndarray, train_cost: np.ndarray, test_cost: np.ndarray, title: str, path: Path
 ) -> Path:
     """Train and test cost against epoch on a log scale."""
-    figure = new_figure()
+    figure = new_figure(layout=None)
+    figure.subplots_adjust(left=0.11, right=0.97, top=0.92, bottom=0.12)
     axes = figure.add_subplot()
     axes.plot(epochs, train_cost, label="train_cost", color="tab:blue")
     if np.isfinite(test_cost).any():
