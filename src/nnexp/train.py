@@ -7,6 +7,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import sys
 import traceback
 from collections.abc import Mapping
@@ -317,6 +318,7 @@ class Outcome:
     """What the launching process reports once Hydra returns."""
 
     error: UserError | None = None
+    ctx: JobContext | None = None
 
 
 OUTCOME = Outcome()
@@ -331,7 +333,7 @@ def hydra_task(cfg: DictConfig) -> float | None:
         return run_job(cfg, ctx).objective
     except UserError as err:
         if ctx.sweep_dir is None:
-            OUTCOME.error = err
+            OUTCOME.error, OUTCOME.ctx = err, ctx
             return None
         reason = str(err)
     except Exception as err:
@@ -374,6 +376,8 @@ def main() -> None:
     if OUTCOME.error is not None:
         console.error(str(OUTCOME.error))
         code = 1 if isinstance(OUTCOME.error, RunFailed) else 2
+        if code == 2 and OUTCOME.ctx is not None:
+            discard_unused_output(OUTCOME.ctx.output_dir, OUTCOME.ctx.launch_dir)
     elif STATE.summary_error is not None:
         console.error(STATE.summary_error)
         code = 1
@@ -381,6 +385,21 @@ def main() -> None:
         console.error(f"{len(STATE.failures)} job(s) failed; see the table above")
         code = 1
     sys.exit(code)
+
+
+def discard_unused_output(output_dir: Path, launch_dir: Path) -> None:
+    """Remove the folder of a run rejected as bad input when it holds only what Hydra wrote
+    before the job (.hydra/ and the job's log), and the parents that leaves empty, up to the
+    launch folder."""
+    if not output_dir.is_dir() or launch_dir not in output_dir.parents:
+        return
+    if any(p.name != ".hydra" and p.suffix != ".log" for p in output_dir.iterdir()):
+        return
+    shutil.rmtree(output_dir, ignore_errors=True)
+    for parent in output_dir.parents:
+        if parent == launch_dir or any(parent.iterdir()):
+            break
+        parent.rmdir()
 
 
 def close_open_sweep(status: str, reason: str) -> None:

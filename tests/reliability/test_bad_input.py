@@ -1,5 +1,6 @@
 """Bad input to `nnexp-train`: one line naming the problem and the fix, exit 2, no traceback, and
-the store exactly as it was (same bytes: no run opened, nothing RUNNING, no partial artifact)."""
+the store exactly as it was (same bytes: no run opened, nothing RUNNING, no partial artifact), and
+no run folder left behind."""
 
 from __future__ import annotations
 
@@ -168,3 +169,4 @@ def test_bad_input_is_one_line_and_changes_nothing(case, used_store, tmp_path):
     assert_one_line_error(done, *fragments)
     assert snapshot(folder, uri) == before
     assert not (tmp_path / "mlflow.db").exists()
+    assert not (tmp_path / "outputs").exists()

@@ -3,6 +3,7 @@ sweep's parent run."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +31,12 @@ class Written:
     logged_to: str | None
 
 
+def folder_name(target: str) -> str:
+    """``target`` as one safe folder name: an MLflow experiment may be named ``../x`` or ``a/b``,
+    and a default report folder must stay inside reports/."""
+    return re.sub(r"[^\w.=-]+", "_", target).strip("._") or "report"
+
+
 def make_report(
     client: MlflowClient, target: str, experiments_dir: Path, out: Path | None
 ) -> Written:
@@ -37,7 +44,7 @@ def make_report(
     the sweep's parent run; the same runs give byte-identical files."""
     selection = resolve(client, target, experiments_dir)
     records = read_records(client, selection.runs)
-    folder = out if out is not None else Path("reports") / target
+    folder = out if out is not None else Path("reports") / folder_name(target)
     parent = selection.parent.info.run_id if selection.parent is not None else None
 
     def render(work: Path) -> None:

@@ -71,7 +71,7 @@ def open_experiment(client: MlflowClient, name: str) -> str:
             experiment = _create(client, name)
     except MlflowException as err:
         raise UserError(
-            f"cannot open the MLflow store at {client.tracking_uri}: {first_line(err)}"
+            f"cannot open the MLflow store at {client.tracking_uri}: {explain(err)}"
         ) from None
     if experiment.lifecycle_stage == "deleted":
         raise UserError(
@@ -81,13 +81,17 @@ def open_experiment(client: MlflowClient, name: str) -> str:
     return experiment.experiment_id
 
 
+#: Tells the MLflow UI to show the experiment as model training (runs, params, metric charts).
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+
+
 def _create(client: MlflowClient, name: str):
     location = None
     if client.tracking_uri.startswith("sqlite:///"):
         folder = Path(client.tracking_uri[len("sqlite:///") :]).parent / "mlruns"
         location = (folder / re.sub(r"[^A-Za-z0-9_.-]", "_", name)).as_uri()
     try:
-        client.create_experiment(name, artifact_location=location)
+        client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
     except MlflowException as err:
         if err.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
@@ -115,6 +119,10 @@ EXPLAINED = {
     "Read timed out": "the server did not answer in time",
     "No space left on device": "no space left on the device",
     "database is locked": "the SQLite database stayed locked",
+    "error code 401": (
+        "the server asks for a login; set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+    ),
+    "error code 403": "the server's login has no permission for this; ask its admin for one",
 }
 
 

@@ -1,0 +1,170 @@
+"""Nothing unsafe loaded or exposed: the server listens on loopback unless told otherwise, `--auth`
+needs a real password and enforces it, config strings are data (never evaluated or run), the
+model is logged from code, and a report's default folder stays inside reports/."""
+
+from __future__ import annotations
+
+import base64
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import (
+    REPO,
+    ServerProcess,
+    all_runs,
+    assert_one_line_error,
+    clean_env,
+    free_port,
+    run_cli,
+)
+
+PASSWORD = "correct-horse-battery-staple"
+SEARCH = "/api/2.0/mlflow/experiments/search?max_results=1"
+
+
+def listening(port: int) -> set[str]:
+    """The local addresses (hex, as /proc/net/tcp* shows them) with a socket listening on port."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            address, hex_port = fields[1].rsplit(":", 1)
+            if int(hex_port, 16) == port and fields[3] == "0A":
+                found.add(address)
+    return found
+
+
+def status(url: str, user: str | None = None, password: str | None = None) -> int:
+    """The HTTP status of a GET, with basic-auth credentials when given."""
+    request = urllib.request.Request(url)
+    if user is not None:
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+@pytest.mark.slow
+def test_server_listens_on_loopback_only_by_default(tmp_path, tracking_server):
+    uri, _ = tracking_server
+    assert listening(int(uri.rsplit(":", 1)[1])) == {"0100007F"}
+
+
+@pytest.mark.parametrize("password", [None, "short"], ids=["unset", "too short"])
+def test_auth_without_a_real_password_is_refused(tmp_path, password):
+    env = {k: v for k, v in clean_env().items() if k != "NNEXP_ADMIN_PASSWORD"}
+    if password is not None:
+        env["NNEXP_ADMIN_PASSWORD"] = password
+    done = run_cli("nnexp", "server", "--auth", "--port", "1", cwd=tmp_path, env=env)
+    assert_one_line_error(done, "--auth needs an admin password", "NNEXP_ADMIN_PASSWORD")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_auth_server_turns_away_anyone_without_the_password(tmp_path):
+    env = clean_env(NNEXP_ADMIN_PASSWORD=PASSWORD)
+    server = ServerProcess(tmp_path / "server", free_port(), "--auth", env=env).start()
+    try:
+        assert status(server.uri + SEARCH) == 401
+        assert status(server.uri + SEARCH, "admin", "password") == 401
+        assert status(server.uri + SEARCH, "admin", PASSWORD) == 200
+        config = tmp_path / "server" / "mlflow-auth" / "basic_auth.ini"
+        assert config.stat().st_mode & 0o077 == 0
+
+        args = ["optim.epochs=2", "tracking.log_model=false", f"tracking.uri={server.uri}"]
+        refused = run_cli("nnexp-train", *args, cwd=tmp_path)
+        assert_one_line_error(refused, "asks for a login", "MLFLOW_TRACKING_USERNAME")
+        login = {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": PASSWORD}
+        done = run_cli("nnexp-train", *args, cwd=tmp_path, env=clean_env(**login))
+        assert done.returncode == 0, done.stderr
+    finally:
+        server.stop()
+
+
+SHELL = "'$(touch pwned)'"
+CODE = "\"__import__('os').system('touch pwned')\""
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragments"),
+    [
+        ([f"dataset.name={CODE}"], ["unknown dataset", "choose one of"]),
+        ([f"optim.lr={CODE}"], ["optim.lr", "pass a number"]),
+        (["dataset=csv", f"dataset.path={SHELL}", "dataset.target=y"], ["does not exist"]),
+        ([f"tracking.experiment={SHELL}"], None),
+    ],
+    ids=["code as dataset name", "code as number", "shell in a path", "shell in a name"],
+)
+def test_config_strings_are_data_never_code(tmp_path, store, overrides, fragments):
+    done = run_cli(
+        "nnexp-train", f"tracking.uri={store}", "optim.epochs=1", *overrides, cwd=tmp_path
+    )
+    assert not (tmp_path / "pwned").exists()
+    if fragments is None:
+        assert done.returncode == 0, done.stderr
+        assert len(all_runs(store, "$(touch pwned)")) == 1
+    else:
+        assert_one_line_error(done, *fragments)
+
+
+def test_no_code_path_evaluates_or_unpickles():
+    sources = "\n".join(p.read_text() for p in (REPO / "src" / "nnexp").rglob("*.py"))
+    for unsafe in (
+        "eval(",
+        "exec(",
+        "pickle.load",
+        "allow_pickle=True",
+        "shell=True",
+        "yaml.load(",
+    ):
+        assert unsafe not in sources, unsafe
+    assert sources.count("np.load(") == sources.count("allow_pickle=False")
+
+
+def is_pickle(path: Path) -> bool:
+    """Whether the file starts like a pickle (protocol 2 to 5)."""
+    head = path.read_bytes()[:2]
+    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+
+
+def test_logged_model_is_code_and_arrays_with_no_pickle(tmp_path, store, train):
+    assert train("optim.epochs=2").returncode == 0
+    (run,) = all_runs(store)
+    import mlflow
+
+    mlflow.set_tracking_uri(store)
+    uri = f"runs:/{run.info.run_id}/model"
+    local = Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(tmp_path / "model")))
+    files = [p for p in local.rglob("*") if p.is_file()]
+    assert "model_code.py" in {p.name for p in files}
+    assert not [p for p in files if is_pickle(p)]
+    assert "loader_module: mlflow.pyfunc.loaders.code_model" in (local / "MLmodel").read_text()
+    with np.load(local / "artifacts" / "weights.npz", allow_pickle=False) as archive:
+        assert {archive[name].dtype.kind for name in archive.files} == {"f"}
+
+
+def test_report_default_folder_stays_inside_reports(tmp_path, store):
+    experiment = "../../escaped"
+    done = run_cli(
+        "nnexp-train",
+        f"tracking.uri={store}",
+        "optim.epochs=2",
+        "tracking.log_model=false",
+        f"tracking.experiment={experiment}",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    work = tmp_path / "deep" / "work"
+    work.mkdir(parents=True)
+    report = run_cli("nnexp", "report", experiment, f"--tracking-uri={store}", cwd=work)
+    assert report.returncode == 0, report.stderr
+    assert (work / "reports" / "escaped" / "report.md").is_file()
+    assert not (tmp_path / "escaped").exists()
+    assert sorted(p.name for p in work.iterdir()) == ["reports"]
