@@ -45,8 +45,17 @@ lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
 
-## bench: the benchmarks of benchmarks/ (writes benchmarks/results.md)
+# PyTorch, a peer in the benchmarks only: its CPU build, from a local wheel folder if there is one,
+# else from PyTorch's CPU index (PyPI's torch is a CUDA build of several GB).
+TORCH := torch==2.13.0
+TORCH_WHEELS ?= /opt/wheels
+
+## bench: the benchmarks of benchmarks/ (writes benchmarks/results.md), PyTorch peer included
 bench: setup
+	@if [ -d $(TORCH_WHEELS) ]; then from="--find-links $(TORCH_WHEELS)"; \
+	 else from="--index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple"; fi; \
+	 $(UV) pip install --quiet --python $(VENV)/bin/python $$from "$(TORCH)" \
+	 || echo "PyTorch not installed: the benchmarks leave out its rows"
 	$(VENV)/bin/python -m benchmarks
 
 clean:

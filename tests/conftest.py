@@ -151,21 +151,25 @@ class ServerProcess:
     def __init__(self, folder: Path, port: int, *args: str, env: dict | None = None):
         self.folder, self.port, self.args, self.env = folder, port, args, env
         self.uri = f"http://127.0.0.1:{port}"
+        self.log = folder / "server.log"
         self.process: subprocess.Popen | None = None
 
     def start(self) -> ServerProcess:
+        """Start the server, its output to server.log in its folder (a pipe nobody reads would
+        fill up with access-log lines and stall the server)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            [str(BIN / "nnexp"), "server", "--port", str(self.port), *self.args],
-            cwd=self.folder,
-            env=self.env or clean_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
+        with self.log.open("a") as log:
+            self.process = subprocess.Popen(
+                [str(BIN / "nnexp"), "server", "--port", str(self.port), *self.args],
+                cwd=self.folder,
+                env=self.env or clean_env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,
+            )
         wait_for(lambda: healthy(self.uri) or self.process.poll() is not None, timeout=90)
-        assert self.process.poll() is None, self.process.stdout.read()
+        assert self.process.poll() is None, self.log.read_text()
         return self
 
     def stop(self) -> None:

@@ -11,6 +11,12 @@ from nnexp import console
 from nnexp.errors import UserError
 
 
+DESCRIPTION = (
+    "Everything besides training (nnexp-train): reports, reproduction, run repair and a "
+    "tracking server."
+)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line and run the subcommand."""
     args = parser().parse_args(argv)
@@ -26,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def parser() -> argparse.ArgumentParser:
     """The command line of `nnexp`."""
-    top = argparse.ArgumentParser(prog="nnexp", description=__doc__.splitlines()[0])
+    top = argparse.ArgumentParser(prog="nnexp", description=DESCRIPTION)
     commands = top.add_subparsers(required=True, metavar="COMMAND")
 
     runs = commands.add_parser("runs", help="look after runs in the store")
