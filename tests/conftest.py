@@ -16,9 +16,9 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-#: A job of several seconds on 2 cores (metrics flushed every 2 s): long enough to be
+#: A job of ~15 s of training on 2 cores (metrics flushed every 2 s): long enough to be
 #: interrupted mid-run by the fault tests.
-LONG_EPOCHS, LONG_EVERY = 8000, 50
+LONG_EPOCHS, LONG_EVERY = 24000, 100
 LONG_JOB = [
     "dataset=synthetic",
     "dataset.n=20000",

@@ -10,7 +10,6 @@ from pathlib import Path
 from nnexp import console
 from nnexp.errors import UserError
 
-
 DESCRIPTION = (
     "Everything besides training (nnexp-train): reports, reproduction, run repair and a "
     "tracking server."

@@ -18,6 +18,10 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+# A model states its own exact requirements; MLflow would otherwise copy the uv.lock of whatever
+# uv project the job was launched from into every model.
+os.environ.setdefault("MLFLOW_LOG_UV_FILES", "false")
+os.environ.setdefault("MLFLOW_UV_AUTO_DETECT", "false")
 
 import mlflow
 from mlflow.exceptions import MlflowException
