@@ -35,14 +35,22 @@ SWEEP = [*LONG_JOB, "model.hidden=48,49,50"]
 
 
 def start(tmp_path: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [str(BIN / "nnexp-train"), *args],
-        cwd=tmp_path,
-        env=clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    """``nnexp-train args`` in the background, with SIGINT's default action as a command typed
+    in a terminal has. A test run in the background (`make test &`, many CI runners) inherits
+    SIGINT ignored, and an ignored signal stays ignored across exec, where Python would keep it
+    so; while this process handles SIGINT itself, the child starts with the default action."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(
+            [str(BIN / "nnexp-train"), *args],
+            cwd=tmp_path,
+            env=clean_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def running_with_metrics(uri: str, job_num: str | None = None):
