@@ -9,10 +9,11 @@ from omegaconf.errors import OmegaConfBaseException
 
 HYDRA_ERRORS = (HydraException, OmegaConfBaseException)
 KEYS_HINT = "`nnexp-train --cfg job` prints every key"
+#: What OmegaConf says of a value of the wrong type, and what to pass instead.
 TYPE_HINTS = {
-    "Integer": "pass a whole number",
-    "Float": "pass a number",
-    "Boolean": "pass true or false",
+    "converted to Integer": "pass a whole number",
+    "converted to Float": "pass a number",
+    "not a valid bool": "pass true or false",
 }
 
 
@@ -46,8 +47,8 @@ def _options(text: str) -> list[str]:
 
 
 def _hint(cause: str) -> str:
-    for kind, hint in TYPE_HINTS.items():
-        if f"converted to {kind}" in cause:
+    for phrase, hint in TYPE_HINTS.items():
+        if phrase in cause:
             return f"; {hint}"
     if "does not support deletion" in cause:
         return "; every key needs a value: set it instead of deleting it"

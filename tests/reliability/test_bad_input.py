@@ -67,7 +67,11 @@ CASES = {
     "hidden not an int": (["model.hidden=abc"], None, ["model.hidden=abc", "whole number"]),
     "lr not a number": (["optim.lr=fast"], None, ["optim.lr=fast", "pass a number"]),
     "lr empty": (["optim.lr="], None, ["optim.lr=", "pass a number"]),
-    "enabled not a bool": (["tracking.enabled=maybe"], None, ["tracking.enabled=maybe", "bool"]),
+    "enabled not a bool": (
+        ["tracking.enabled=maybe"],
+        None,
+        ["tracking.enabled=maybe", "pass true or false"],
+    ),
     "unknown init": (["model.init=he"], None, ["model.init=he", "normal, xavier"]),
     "unknown reduction": (["cost.reduction=avg"], None, ["cost.reduction=avg", "mean, sum"]),
     "unknown dataset": (
