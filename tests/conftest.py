@@ -123,6 +123,20 @@ def metric_steps(uri: str, run_id: str, key: str) -> list[int]:
     return sorted(m.step for m in mlflow_client(uri).get_metric_history(run_id, key))
 
 
+def running_with_metrics(uri: str, job_num: str | None = None):
+    """A RUNNING run (of sweep job ``job_num``) that has logged metric points already."""
+
+    def find():
+        for run in all_runs(uri):
+            if run.info.status != "RUNNING" or not run.data.metrics:
+                continue
+            if job_num is None or run.data.tags.get("nnexp.job_num") == job_num:
+                return run
+        return None
+
+    return find
+
+
 def wait_for(predicate, timeout: float = 120.0, every: float = 0.2):
     """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

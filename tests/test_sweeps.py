@@ -22,6 +22,7 @@ from conftest import (
     metric_steps,
     mlflow_client,
     run_cli,
+    running_with_metrics,
     sweep_runs,
     wait_for,
 )
@@ -198,18 +199,6 @@ def test_a_diverging_job_is_marked_and_the_sweep_goes_on(tmp_path, store):
 LONG_JOBS = [*LONG_JOB, "model.hidden=48,49,50"]
 
 
-def running_child(uri: str, job_num: str):
-    def find():
-        _, children = sweep_runs(uri)
-        for child in children:
-            tags, status = child.data.tags, child.info.status
-            if tags.get("nnexp.job_num") == job_num and status == "RUNNING" and child.data.metrics:
-                return child
-        return None
-
-    return find
-
-
 def test_sigterm_kills_the_job_and_resume_completes_the_sweep(tmp_path, store):
     command = [
         str(BIN / "nnexp-train"),
@@ -228,7 +217,7 @@ def test_sigterm_kills_the_job_and_resume_completes_the_sweep(tmp_path, store):
     )
     try:
         wait_for(lambda: list(tmp_path.glob("multirun/*/*/.nnexp_sweep.json")))
-        victim = wait_for(running_child(store, "1"), timeout=300, every=1.0)
+        victim = wait_for(running_with_metrics(store, job_num="1"), timeout=300, every=1.0)
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=120)
     finally:

@@ -24,6 +24,7 @@ from conftest import (
     metric_steps,
     mlflow_client,
     run_cli,
+    running_with_metrics,
     sweep_runs,
     wait_for,
 )
@@ -51,20 +52,6 @@ def start(tmp_path: Path, *args: str) -> subprocess.Popen:
         )
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-def running_with_metrics(uri: str, job_num: str | None = None):
-    """A RUNNING run (of sweep job ``job_num``) that has logged metric points already."""
-
-    def find():
-        for run in all_runs(uri):
-            if run.info.status != "RUNNING" or not run.data.metrics:
-                continue
-            if job_num is None or run.data.tags.get("nnexp.job_num") == job_num:
-                return run
-        return None
-
-    return find
 
 
 def store_ready(tmp_path: Path, sweep: bool = False):
