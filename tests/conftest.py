@@ -148,13 +148,29 @@ def wait_for(predicate, timeout: float = 120.0, every: float = 0.2):
     raise AssertionError(f"condition not reached within {timeout} s")
 
 
-def healthy(uri: str) -> bool:
-    """Whether an MLflow server answers its health check."""
+def status(
+    url: str, user: str | None = None, password: str | None = None, timeout: float = 10.0
+) -> int:
+    """The HTTP status of a GET, with basic-auth credentials when given."""
+    import base64
+    import urllib.error
     import urllib.request
 
+    request = urllib.request.Request(url)
+    if user is not None:
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
-            return response.status == 200
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def healthy(uri: str) -> bool:
+    """Whether an MLflow server answers its health check."""
+    try:
+        return status(f"{uri}/health", timeout=2) == 200
     except OSError:
         return False
 

@@ -102,10 +102,11 @@ def _store_option(command: argparse.ArgumentParser) -> None:
 
 def _client(args: argparse.Namespace):
     from nnexp.tracking.store import client_for
-    from nnexp.tracking.uri import check_store, resolve_uri
+    from nnexp.tracking.uri import check_store, resolve_uri, sqlite_file
 
     uri = resolve_uri(args.tracking_uri, Path.cwd())
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_file():
+    database = sqlite_file(uri)
+    if database is not None and not database.is_file():
         raise UserError(f"no MLflow store at {uri}; pass --tracking-uri or run from its folder")
     check_store(uri)
     return client_for(uri)

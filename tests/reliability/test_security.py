@@ -4,9 +4,6 @@ model is logged from code, and a report's default folder stays inside reports/."
 
 from __future__ import annotations
 
-import base64
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +17,7 @@ from conftest import (
     clean_env,
     free_port,
     run_cli,
+    status,
 )
 
 PASSWORD = "correct-horse-battery-staple"
@@ -36,19 +34,6 @@ def listening(port: int) -> set[str]:
             if int(hex_port, 16) == port and fields[3] == "0A":
                 found.add(address)
     return found
-
-
-def status(url: str, user: str | None = None, password: str | None = None) -> int:
-    """The HTTP status of a GET, with basic-auth credentials when given."""
-    request = urllib.request.Request(url)
-    if user is not None:
-        token = base64.b64encode(f"{user}:{password}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status
-    except urllib.error.HTTPError as err:
-        return err.code
 
 
 @pytest.mark.slow

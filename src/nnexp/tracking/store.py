@@ -9,9 +9,9 @@ import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from nnexp.errors import StoreFailed, UserError
+from nnexp.tracking.uri import sqlite_file
 
 # Fail within seconds, not minutes, when a tracking server stops answering (user settings win).
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
@@ -52,10 +52,10 @@ def client_for(uri: str) -> MlflowClient:
 
 @contextmanager
 def _schema_lock(uri: str) -> Iterator[None]:
-    if not uri.startswith("sqlite:///"):
+    database = sqlite_file(uri)
+    if database is None:
         yield
         return
-    database = Path(uri[len("sqlite:///") :])
     with database.with_name(f".{database.name}.lock").open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
@@ -91,8 +91,9 @@ EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 
 def _create(client: MlflowClient, name: str):
     location = None
-    if client.tracking_uri.startswith("sqlite:///"):
-        folder = Path(client.tracking_uri[len("sqlite:///") :]).parent / "mlruns"
+    database = sqlite_file(client.tracking_uri)
+    if database is not None:
+        folder = database.parent / "mlruns"
         location = (folder / re.sub(r"[^A-Za-z0-9_.-]", "_", name)).as_uri()
     try:
         client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)

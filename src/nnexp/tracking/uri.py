@@ -48,6 +48,11 @@ def check_scheme(uri: str) -> None:
         )
 
 
+def sqlite_file(uri: str) -> Path | None:
+    """The database file an sqlite:/// URI names as written; None for any other URI."""
+    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
+
+
 def sqlite_path(uri: str, launch_dir: Path) -> Path:
     """The database file of an sqlite:/// URI, absolute."""
     path = uri[len("sqlite:///") :] if uri.startswith("sqlite:///") else ""
