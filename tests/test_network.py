@@ -1,4 +1,5 @@
-"""The core's math: hand-derived values, the slides' equations, a numerical gradient check."""
+"""The core's math: hand-derived values, the slides' equations (``nnexp.core.reference``) against
+the fast kernel, a numerical gradient check."""
 
 import math
 import warnings
@@ -17,24 +18,11 @@ from nnexp.core import (
     gradient_check,
     init_weights,
     reduction_factor,
+    reference,
     sigmoid,
     train,
     workspace,
 )
-
-
-def slide_equations(X, y, W1, W2, lam, r):
-    """The slides, line by line, on unbatched weights: returns C, dC/dW1, dC/dW2."""
-    s2 = X @ W1
-    a2 = 1 / (1 + np.exp(-s2))
-    s3 = a2 @ W2
-    yhat = 1 / (1 + np.exp(-s3))
-    C = r * np.sum(0.5 * (y - yhat) ** 2) + lam / 2 * (np.sum(W1**2) + np.sum(W2**2))
-    delta3 = -(y - yhat) * (yhat * (1 - yhat))
-    dW2 = r * a2.T @ delta3 + lam * W2
-    delta2 = delta3 @ W2.T * (a2 * (1 - a2))
-    dW1 = r * X.T @ delta2 + lam * W1
-    return C, dW1, dW2
 
 
 def kernel(X, y, W1, W2, lam, reduction):
@@ -92,7 +80,7 @@ def test_kernel_equals_the_slides_across_row_blocks(monkeypatch, reduction, lam)
     X, y = rng.standard_normal((103, 5)), rng.uniform(size=(103, 2))
     W1, W2 = rng.standard_normal((5, 7)), rng.standard_normal((7, 2))
     r = reduction_factor(reduction, 103)
-    expected = slide_equations(X, y, W1, W2, lam, r)
+    expected = reference.cost_and_gradients(X, y, W1, W2, lam, r)
     got = kernel(X, y, W1, W2, lam, reduction)
     assert Workspace.for_shapes(W1[None], W2[None], 103).rows < 103
     for e, g in zip(expected, got, strict=True):
@@ -198,7 +186,7 @@ def test_stripes_on_threads_equal_the_slides_and_any_thread_count(
     assert np.array_equal(cost(X, y, W1, W2, 1e-3, 1 / n, ws), threaded[0])
     for copy in range(copies):
         Xc, yc = (X, y) if shared_rows else (X[copy], y[copy])
-        expected = slide_equations(Xc, yc, W1[copy], W2[copy], 1e-3, 1 / n)
+        expected = reference.cost_and_gradients(Xc, yc, W1[copy], W2[copy], 1e-3, 1 / n)
         got = (threaded[0][copy], threaded[1][copy], threaded[2][copy])
         for e, g in zip(expected, got, strict=True):
             assert np.allclose(e, g, rtol=1e-12, atol=1e-14)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nnexp.core import Hyperparams, init_weights, train, workspace
+from nnexp.core import Hyperparams, init_weights, reference, train, workspace
 
 
 def problem(n=40, d=3, k=2, seed=0):
@@ -49,6 +49,25 @@ def test_full_batch_step_is_the_documented_update():
     expected1, expected2 = W1 - 0.3 * gW1, W2 - 0.3 * gW2
     train(W1, W2, train_set, None, Hyperparams(lr=0.3, epochs=1, l2=0.01), rngs)
     assert np.allclose(W1, expected1, rtol=1e-14) and np.allclose(W2, expected2, rtol=1e-14)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_training_follows_the_slides_step_by_step(striping, reduction):
+    """Five epochs of the loop are five of the slides' updates (nnexp.core.reference.step), and
+    each recorded train cost is the slides' C of the weights at that epoch."""
+    train_set, _ = problem()
+    W1, W2, rngs = fresh([0])
+    hp = Hyperparams(lr=0.3, epochs=5, l2=0.01, reduction=reduction)
+    r = 1 / 40 if reduction == "mean" else 1.0
+    V1, V2, costs = W1[0].copy(), W2[0].copy(), []
+    for _ in range(hp.epochs):
+        cost, V1, V2 = reference.step(*train_set, V1, V2, hp.l2, r, hp.lr)
+        costs.append(cost)
+    costs.append(reference.cost_and_gradients(*train_set, V1, V2, hp.l2, r)[0])
+    result = train(W1, W2, train_set, None, hp, rngs)
+    assert np.allclose(result.W1[0], V1, rtol=1e-12, atol=1e-14)
+    assert np.allclose(result.W2[0], V2, rtol=1e-12, atol=1e-14)
+    assert np.allclose(result.history.as_arrays()[1][:, 0], costs, rtol=1e-12)
 
 
 def test_mini_batches_are_seeded_and_differ_from_full_batch():

@@ -1,8 +1,10 @@
-"""The numpy core: the Labor_07 network, its training loop and a gradient check.
+"""The numpy core: the Labor_07 network (``reference``: the slides in plain numpy; ``network``:
+the same, fast), its training loop and a gradient check.
 
 Knows nothing of Hydra or MLflow.
 """
 
+from nnexp.core import reference
 from nnexp.core.gradcheck import gradient_check, numerical_gradients, relative_error
 from nnexp.core.network import (
     Workspace,
@@ -27,6 +29,7 @@ __all__ = [
     "init_weights",
     "numerical_gradients",
     "reduction_factor",
+    "reference",
     "relative_error",
     "sigmoid",
     "squared_norms",

@@ -1,6 +1,7 @@
-"""The Labor_07 network: two weight matrices, no biases, sigmoid hidden and output layers.
+"""The Labor_07 network, fast: two weight matrices, no biases, sigmoid hidden and output layers.
 
-Forward, cost and backpropagation exactly as on the slides::
+The slides' equations in plain numpy, line by line, are ``nnexp.core.reference``: read that for
+the math. This module computes the same values (tests/test_network.py checks it against them)::
 
     s2 = X W1                a2 = σ(s2)
     s3 = a2 W2               ŷ  = σ(s3)
@@ -13,7 +14,7 @@ Weights may carry a leading "copy" axis: ``W1`` of shape (S, d, h) and ``W2`` of
 hold S independently initialised networks that train on the same data in one batched computation.
 Inputs are (N, d), shared by every copy, or (S, N, d) with one row set per copy.
 
-The functions here are the whole of the math. They work on row blocks small enough to stay in the
+The functions here work on row blocks small enough to stay in the
 CPU cache and write into reusable buffers (``nnexp.core.workspace``), so an epoch allocates
 nothing that grows with N, and on stripes of rows that run on all cores (``nnexp.core.parallel``).
 Every elementwise step is an in-place ufunc on a block: the hidden layer costs one exponential,
@@ -159,8 +160,11 @@ def _over_stripes(
     return _in_order_sum(parts)
 
 
-def _cost(X: Array, y: Array, W1: Array, W2: Array, lam: float, r: float, ws: Workspace) -> Array:
-    """``cost`` without silencing overflow (for callers that already do)."""
+def raw_cost(
+    X: Array, y: Array, W1: Array, W2: Array, lam: float, r: float, ws: Workspace
+) -> Array:
+    """``cost`` for a caller that silences floating-point overflow itself (the training loop,
+    once for all epochs): e^(−z) overflowing to inf is harmless in σ but warns."""
     weights = ws.flat_weights(W1, W2)
     neg_W1 = np.negative(W1, out=ws.neg_W1)
     plan = ws.stripes(X.shape[-2])
@@ -175,13 +179,13 @@ def _cost(X: Array, y: Array, W1: Array, W2: Array, lam: float, r: float, ws: Wo
 def cost(X: Array, y: Array, W1: Array, W2: Array, lam: float, r: float, ws: Workspace) -> Array:
     """C = r Σ ½ (y − ŷ)² + λ/2 (‖W1‖² + ‖W2‖²) for each copy."""
     with np.errstate(over="ignore"):
-        return _cost(X, y, W1, W2, lam, r, ws)
+        return raw_cost(X, y, W1, W2, lam, r, ws)
 
 
-def _cost_and_gradients(
+def raw_cost_and_gradients(
     X: Array, y: Array, W1: Array, W2: Array, lam: float, r: float, ws: Workspace
 ) -> tuple[Array, Array, Array]:
-    """``cost_and_gradients`` without silencing overflow (for callers that already do)."""
+    """``cost_and_gradients`` for a caller that silences floating-point overflow itself."""
     weights = ws.flat_weights(W1, W2)
     neg_W1 = np.negative(W1, out=ws.neg_W1)
     plan = ws.stripes(X.shape[-2])
@@ -211,4 +215,4 @@ def cost_and_gradients(
     the stripes' sums are added in order into stripe 0's, the gradients, which r and λ W finish.
     """
     with np.errstate(over="ignore"):
-        return _cost_and_gradients(X, y, W1, W2, lam, r, ws)
+        return raw_cost_and_gradients(X, y, W1, W2, lam, r, ws)

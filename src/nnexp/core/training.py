@@ -6,17 +6,13 @@ of a batched run equals a separate run whose generator was seeded the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from nnexp.core.network import Array, Workspace, reduction_factor
-
-# The loop silences floating-point overflow once for all epochs, so it calls the kernel's forms
-# that leave that to the caller.
-from nnexp.core.network import _cost as cost
-from nnexp.core.network import _cost_and_gradients as cost_and_gradients
+from nnexp.core.network import raw_cost, raw_cost_and_gradients, reduction_factor
+from nnexp.core.workspace import Array, Pair, Workspace
 
 INIT_SCHEMES = ("normal", "xavier")
 
@@ -105,54 +101,114 @@ def train(
     n_rows, copies = X.shape[0], W1.shape[0]
     batch = hp.batch_size if hp.batch_size is not None and hp.batch_size < n_rows else None
     ws = Workspace.for_shapes(W1, W2, batch or n_rows)
-    r = reduction_factor(hp.reduction, n_rows)
-    if test_set is not None:
-        test_ws = Workspace.for_shapes(W1, W2, test_set[0].shape[0])
-        test_r = reduction_factor(hp.reduction, test_set[0].shape[0])
-    history = History()
-    diverged_at: list[int | None] = [None] * copies
-    live = np.ones(copies, bool)
-    all_live = True
-    no_test_cost = np.full(copies, np.nan)
-    no_test_cost.flags.writeable = False
+    test_cost = _test_cost(test_set, W1, W2, hp)
+    history, live = History(), _Copies(copies)
+
+    def recorded(epoch: int) -> bool:
+        return epoch == hp.epochs or epoch % record_every == 0
+
+    epochs = _full_batch if batch is None else _mini_batches
     # Train the workspace's flat copy of the weights (one ufunc call per step covers W1 and W2)
     # and copy it back into W1 and W2 at the end, however training ends.
     ws.flat_weights(W1, W2)
-    V1, V2, weights, grad = ws.weights.W1, ws.weights.W2, ws.weights.flat, ws.grads[0].flat
-
     with np.errstate(over="ignore", invalid="ignore"):
         try:
-            for epoch in range(hp.epochs + 1):
-                last = epoch == hp.epochs
-                recorded = last or epoch % record_every == 0
-                if batch is None and not last:
-                    train_cost, _, _ = cost_and_gradients(X, y, V1, V2, hp.l2, r, ws)
-                elif batch is None or recorded:
-                    train_cost = cost(X, y, V1, V2, hp.l2, r, ws)
-                if (batch is None or recorded) and not np.isfinite(train_cost).all():
-                    all_live = _freeze(~np.isfinite(train_cost), live, diverged_at, epoch)
-                if recorded:
-                    test_cost = (
-                        cost(*test_set, V1, V2, hp.l2, test_r, test_ws)
-                        if test_set is not None
-                        else no_test_cost
-                    )
-                    history.epochs.append(epoch)
-                    history.train_cost.append(_masked(train_cost, live, all_live))
-                    history.test_cost.append(_masked(test_cost, live, all_live))
-                    if on_record is not None:
-                        on_record(epoch, history.train_cost[-1], history.test_cost[-1])
-                if last or not (all_live or live.any()):
-                    break
-                if batch is None:
-                    _descend(weights, grad, hp.lr, True if all_live else live[:, None])
-                else:
-                    finite = _minibatch_epoch(X, y, hp, batch, rngs, ws, live)
-                    all_live = _freeze(~finite, live, diverged_at, epoch + 1)
+            for epoch, train_cost in epochs(X, y, hp, batch, rngs, ws, live, recorded):
+                history.epochs.append(epoch)
+                history.train_cost.append(live.masked(train_cost))
+                history.test_cost.append(live.masked(test_cost(ws.weights)))
+                if on_record is not None:
+                    on_record(epoch, history.train_cost[-1], history.test_cost[-1])
         finally:
-            np.copyto(W1, V1)
-            np.copyto(W2, V2)
-    return TrainResult(W1=W1, W2=W2, history=history, diverged_at=diverged_at)
+            np.copyto(W1, ws.weights.W1)
+            np.copyto(W2, ws.weights.W2)
+    return TrainResult(W1=W1, W2=W2, history=history, diverged_at=live.diverged_at)
+
+
+class _Copies:
+    """Which copies still train, and the epoch at which each one stopped."""
+
+    def __init__(self, copies: int):
+        self.live = np.ones(copies, bool)
+        self.diverged_at: list[int | None] = [None] * copies
+        self.all_live = True
+
+    def freeze(self, finite: Array, epoch: int) -> None:
+        """Stop the live copies whose cost is not ``finite``, as diverged at ``epoch``."""
+        if finite.all():
+            return
+        for copy in np.flatnonzero(self.live & ~finite):
+            self.live[copy] = False
+            self.diverged_at[copy] = epoch
+        self.all_live = bool(self.live.all())
+
+    @property
+    def any_live(self) -> bool:
+        """Whether any copy still trains."""
+        return self.all_live or bool(self.live.any())
+
+    @property
+    def where(self) -> Array | bool:
+        """The update's mask: True for all copies, else (S, 1) of the live ones."""
+        return True if self.all_live else self.live[:, None]
+
+    def masked(self, costs: Array) -> Array:
+        """The costs (a fresh array from the kernel), NaN for copies no longer live."""
+        return costs if self.all_live else np.where(self.live, costs, np.nan)
+
+
+def _test_cost(
+    test_set: tuple[Array, Array] | None, W1: Array, W2: Array, hp: Hyperparams
+) -> Callable[[Pair], Array]:
+    """C on the test split for the given weights; NaN for every copy without one."""
+    if test_set is None:
+        nothing = np.full(W1.shape[0], np.nan)
+        nothing.flags.writeable = False
+        return lambda weights: nothing
+    X, y = test_set
+    ws = Workspace.for_shapes(W1, W2, X.shape[0])
+    r = reduction_factor(hp.reduction, X.shape[0])
+    return lambda weights: raw_cost(X, y, weights.W1, weights.W2, hp.l2, r, ws)
+
+
+#: Yields (epoch, train cost) at the recorded epochs, stepping the workspace's weights between.
+Epochs = Iterator[tuple[int, Array]]
+
+
+def _full_batch(
+    X, y, hp: Hyperparams, batch, rngs, ws: Workspace, live: _Copies, recorded
+) -> Epochs:
+    """Each epoch one pass over all rows gives C(W) and ∂C/∂W; then W ← W − lr ∂C/∂W for the
+    live copies (the last epoch only measures C)."""
+    r = reduction_factor(hp.reduction, X.shape[0])
+    V1, V2 = ws.weights.W1, ws.weights.W2
+    for epoch in range(hp.epochs + 1):
+        if epoch == hp.epochs:
+            train_cost = raw_cost(X, y, V1, V2, hp.l2, r, ws)
+        else:
+            train_cost, _, _ = raw_cost_and_gradients(X, y, V1, V2, hp.l2, r, ws)
+        live.freeze(np.isfinite(train_cost), epoch)
+        if recorded(epoch):
+            yield epoch, train_cost
+        if epoch == hp.epochs or not live.any_live:
+            return
+        _descend(ws.weights.flat, ws.grads[0].flat, hp.lr, live.where)
+
+
+def _mini_batches(
+    X, y, hp: Hyperparams, batch: int, rngs, ws: Workspace, live: _Copies, recorded
+) -> Epochs:
+    """Each epoch every copy shuffles the rows with its own generator and steps on each batch;
+    C on all rows is computed only at the recorded epochs."""
+    r = reduction_factor(hp.reduction, X.shape[0])
+    for epoch in range(hp.epochs + 1):
+        if recorded(epoch):
+            train_cost = raw_cost(X, y, ws.weights.W1, ws.weights.W2, hp.l2, r, ws)
+            live.freeze(np.isfinite(train_cost), epoch)
+            yield epoch, train_cost
+        if epoch == hp.epochs or not live.any_live:
+            return
+        live.freeze(_minibatch_epoch(X, y, hp, batch, rngs, ws, live.live), epoch + 1)
 
 
 def _minibatch_epoch(X, y, hp: Hyperparams, batch: int, rngs, ws: Workspace, live) -> Array:
@@ -165,23 +221,10 @@ def _minibatch_epoch(X, y, hp: Hyperparams, batch: int, rngs, ws: Workspace, liv
     for start in range(0, n_rows, batch):
         rows = order[:, start : start + batch]
         r = reduction_factor(hp.reduction, rows.shape[1])
-        c, _, _ = cost_and_gradients(X[rows], y[rows], V1, V2, hp.l2, r, ws)
+        c, _, _ = raw_cost_and_gradients(X[rows], y[rows], V1, V2, hp.l2, r, ws)
         finite &= np.isfinite(c)
         _descend(ws.weights.flat, ws.grads[0].flat, hp.lr, (live & finite)[:, None])
     return finite
-
-
-def _masked(costs: Array, live: Array, all_live: bool) -> Array:
-    """The costs (a fresh array from the kernel), NaN for copies no longer live."""
-    return costs if all_live else np.where(live, costs, np.nan)
-
-
-def _freeze(bad: Array, live: Array, diverged_at: list[int | None], epoch: int) -> bool:
-    """Mark live copies with ``bad`` set as diverged at ``epoch``; return whether all still live."""
-    for copy in np.flatnonzero(live & bad):
-        live[copy] = False
-        diverged_at[copy] = epoch
-    return bool(live.all())
 
 
 def _descend(weights: Array, grad: Array, lr: float, where: Array | bool) -> None:
