@@ -1,5 +1,6 @@
 """`nnexp`: everything besides training (`nnexp-train`): reports, reproduction, run repair and a
-tracking server. Bad input gives one line and exit 2."""
+tracking server. An error ends it with one line on stderr and the exit status of
+``errors.exit_code``: 2 bad input, 1 a run that failed, 130/143 Ctrl-C/SIGTERM."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import sys
 from pathlib import Path
 
 from nnexp import console
-from nnexp.errors import UserError
+from nnexp.errors import UserError, exit_code
+from nnexp.hydra_errors import HYDRA_ERRORS, hydra_error_line
+from nnexp.signals import Terminated, sigterm_raises
 
 DESCRIPTION = (
     "Everything besides training (nnexp-train): reports, reproduction, run repair and a "
@@ -17,15 +20,17 @@ DESCRIPTION = (
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Parse the command line and run the subcommand."""
+    """Parse the command line and run the subcommand; an error a user can act on (or a signal)
+    ends it with one line and ``exit_code``, never a traceback."""
     args = parser().parse_args(argv)
     try:
-        code = args.handler(args)
-    except UserError as err:
-        console.error(str(err))
-        code = 2
-    except KeyboardInterrupt:
-        code = 130
+        with sigterm_raises():
+            code = args.handler(args)
+    except (UserError, *HYDRA_ERRORS) as err:
+        console.error(hydra_error_line(err) if isinstance(err, HYDRA_ERRORS) else str(err))
+        code = exit_code(err)
+    except (KeyboardInterrupt, Terminated) as err:
+        code = exit_code(err)
     sys.exit(code)
 
 

@@ -1,4 +1,11 @@
-"""Errors a user can act on: shown as one line with the fix, never as a traceback."""
+"""Errors a user can act on: shown as one line with the fix, never as a traceback; and the exit
+status every entry point (nnexp-train, nnexp …) gives for the error that ended it."""
+
+from __future__ import annotations
+
+import signal
+
+from nnexp.signals import Terminated
 
 
 class UserError(Exception):
@@ -15,3 +22,21 @@ class TrainingDiverged(RunFailed):
 
 class StoreFailed(RunFailed):
     """The tracking store stopped working during a run (a server gone away, a full disk)."""
+
+
+#: What a command is done with when a run it started failed (diverged, store lost, disk full).
+RUN_FAILED = 1
+#: Bad input: a UserError, or a command line or config that Hydra or OmegaConf refused.
+BAD_INPUT = 2
+
+
+def exit_code(err: BaseException) -> int:
+    """1 for a run that started and failed, 128 + N for signal N (130 Ctrl-C, 143 SIGTERM), 2 for
+    any other error a user can act on (bad input)."""
+    if isinstance(err, RunFailed):
+        return RUN_FAILED
+    if isinstance(err, KeyboardInterrupt):
+        return 128 + signal.SIGINT
+    if isinstance(err, Terminated):
+        return 128 + err.signum
+    return BAD_INPUT

@@ -8,6 +8,7 @@ import secrets
 import sys
 from pathlib import Path
 
+from nnexp import console
 from nnexp.errors import UserError
 from nnexp.tracking.uri import check_scheme, check_sqlite_file, scheme_of, sqlite_path
 
@@ -89,14 +90,11 @@ def serve(
         env["MLFLOW_AUTH_CONFIG_PATH"] = str(auth_config(work_dir / "mlflow-auth", password))
         env.setdefault("MLFLOW_FLASK_SERVER_SECRET_KEY", secrets.token_hex(32))
     if host not in LOOPBACK and not auth:
-        print(
+        console.warning(
             f"nnexp server: listening on {host} without authentication: anyone who reaches it "
-            "can read and change runs; see the README's section on `--auth`",
-            file=sys.stderr,
+            "can read and change runs; see the README's section on `--auth`"
         )
     command = server_command(host, port, backend, artifact_dir, workers, auth)
-    print(
-        f"nnexp server: http://{host}:{port} · store {backend} · artifacts {artifact_dir}",
-        flush=True,
-    )
+    console.info(f"nnexp server: http://{host}:{port} · store {backend} · artifacts {artifact_dir}")
+    sys.stdout.flush()  # exec discards what Python still buffers
     os.execve(command[0], command, env)

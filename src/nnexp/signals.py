@@ -9,11 +9,15 @@ from contextlib import contextmanager
 
 
 class Terminated(BaseException):
-    """The process received SIGTERM."""
+    """The process received a signal that asks it to end (SIGTERM)."""
+
+    def __init__(self, signum: int = signal.SIGTERM):
+        super().__init__(f"terminated by signal {signum}")
+        self.signum = int(signum)
 
 
 def _raise_terminated(signum, frame) -> None:
-    raise Terminated(f"terminated by signal {signum}")
+    raise Terminated(signum)
 
 
 @contextmanager

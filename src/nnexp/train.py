@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from nnexp import config, console, core, provenance
 from nnexp.callbacks import STATE, SweepAborted, write_failure
 from nnexp.data import Dataset, load_dataset
-from nnexp.errors import RunFailed, TrainingDiverged, UserError
+from nnexp.errors import RUN_FAILED, TrainingDiverged, UserError, exit_code
 from nnexp.hydra_errors import HYDRA_ERRORS, hydra_error_line
 from nnexp.outputs import write_outputs
 from nnexp.signals import Terminated, sigterm_raises
@@ -358,32 +358,32 @@ def main() -> None:
             hydra_task()
     except UserError as err:
         console.error(str(err))
-        code = 2
+        code = exit_code(err)
     except SweepAborted as err:
         console.error(str(err.error))
-        code = 2
+        code = exit_code(err.error)
     except HYDRA_ERRORS as err:
         console.error(hydra_error_line(err))
-        code = 2
-    except KeyboardInterrupt:
-        code = 130
+        code = exit_code(err)
+    except KeyboardInterrupt as err:
+        code = exit_code(err)
         close_open_sweep("KILLED", "interrupted (Ctrl-C)")
     except Terminated as err:
-        code = 143
+        code = exit_code(err)
         close_open_sweep("KILLED", str(err))
     finally:
         close_open_sweep("FAILED", "the sweep stopped before its end")
     if OUTCOME.error is not None:
         console.error(str(OUTCOME.error))
-        code = 1 if isinstance(OUTCOME.error, RunFailed) else 2
-        if code == 2 and OUTCOME.ctx is not None:
+        code = exit_code(OUTCOME.error)
+        if code != RUN_FAILED and OUTCOME.ctx is not None:
             discard_unused_output(OUTCOME.ctx.output_dir, OUTCOME.ctx.launch_dir)
     elif STATE.summary_error is not None:
         console.error(STATE.summary_error)
-        code = 1
+        code = RUN_FAILED
     elif STATE.failures and code == 0:
         console.error(f"{len(STATE.failures)} job(s) failed; see the table above")
-        code = 1
+        code = RUN_FAILED
     sys.exit(code)
 
 

@@ -13,7 +13,7 @@ import mlflow
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from nnexp import provenance
+from nnexp import console, provenance
 from nnexp.errors import TrainingDiverged, UserError
 from nnexp.signals import Terminated, sigterm_raises
 from nnexp.tracking.store import explain, store_errors
@@ -129,10 +129,9 @@ def _close(log: RunLog, status: str, label: str, reason: str | None) -> None:
     except Exception as err:
         problems.append(err)
     if problems:
-        print(
-            f"nnexp: could not mark run {log.run_id} {status} ({explain(problems[0])}); "
-            "`nnexp runs repair` fixes its status once the store is reachable again",
-            flush=True,
+        console.error(
+            f"could not mark run {log.run_id} {status} ({explain(problems[0])}); "
+            "`nnexp runs repair` fixes its status once the store is reachable again"
         )
 
 
