@@ -16,7 +16,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from nnexp import console
-from nnexp.errors import UserError
+from nnexp.errors import UserError, first_line
 
 FAILED_MARKER = "job_failed.json"
 
@@ -112,7 +112,6 @@ class SweepParent(Callback):
             for failure in STATE.failures:
                 console.info(f"failed: {' '.join(failure['overrides'])}: {failure['reason']}")
             return
-        from nnexp.tracking.store import first_line
         from nnexp.tracking.sweep import finish_sweep
 
         info, STATE.info = STATE.info, None

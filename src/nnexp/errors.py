@@ -30,6 +30,12 @@ RUN_FAILED = 1
 BAD_INPUT = 2
 
 
+def first_line(err: BaseException) -> str:
+    """The first non-empty line of an exception's message (its type's name if it has none)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
+
+
 def exit_code(err: BaseException) -> int:
     """1 for a run that started and failed, 128 + N for signal N (130 Ctrl-C, 143 SIGTERM), 2 for
     any other error a user can act on (bad input)."""

@@ -7,6 +7,8 @@ import re
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf.errors import OmegaConfBaseException
 
+from nnexp.errors import first_line
+
 HYDRA_ERRORS = (HydraException, OmegaConfBaseException)
 KEYS_HINT = "`nnexp-train --cfg job` prints every key"
 #: What OmegaConf says of a value of the wrong type, and what to pass instead.
@@ -20,7 +22,7 @@ TYPE_HINTS = {
 def hydra_error_line(err: BaseException) -> str:
     """One line: what was wrong on the command line or in the config, and what to do."""
     text = str(err)
-    cause = _first_line(err.__cause__) if err.__cause__ is not None else ""
+    cause = first_line(err.__cause__) if err.__cause__ is not None else ""
     missing = re.search(r"Could not find '([^']+)/([^'/]+)'", text)
     if isinstance(err, MissingConfigException) and missing:
         group, option = missing.groups()
@@ -34,11 +36,6 @@ def hydra_error_line(err: BaseException) -> str:
         override = text.splitlines()[0][len("Error merging override ") :]
         return f"{override}: {cause}{_hint(cause)}"
     return " ".join(line.strip() for line in text.splitlines() if line.strip())
-
-
-def _first_line(err: BaseException) -> str:
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return lines[0] if lines else type(err).__name__
 
 
 def _options(text: str) -> list[str]:

@@ -57,8 +57,9 @@ def objective_by_key(
     for index, key in enumerate(keys):
         axes = figure.add_subplot(1, len(keys), index + 1)
         column = [row.get(key, "") for row in values]
-        numeric = _as_numbers(column)
-        if numeric is not None:
+        numbers = as_numbers(column)
+        if numbers is not None:
+            numeric = np.array(numbers)
             axes.scatter(numeric, objective, color="tab:orange")
             positive = numeric[numeric > 0]
             if len(positive) == len(numeric) and positive.max() > 10 * positive.min():
@@ -74,8 +75,9 @@ def objective_by_key(
     return save_png(figure, path)
 
 
-def _as_numbers(column: list[str]) -> np.ndarray | None:
+def as_numbers(values: list[str]) -> list[float] | None:
+    """Param values as floats, or None when any of them is not a number."""
     try:
-        return np.array([float(v) for v in column])
+        return [float(v) for v in values]
     except ValueError:
         return None

@@ -17,12 +17,19 @@ from threadpoolctl import threadpool_limits
 from nnexp import config, provenance
 from nnexp.errors import UserError
 from nnexp.train import JobContext, run_job
+from nnexp.vocabulary import (
+    BLAS_THREADS_TAG,
+    CODE_VERSION_TAG,
+    ERROR_TAG,
+    GIT_COMMIT_TAG,
+    REPRODUCES_TAG,
+    RUN_TYPE_TAG,
+    VERSION_TAG_PREFIX,
+)
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
     from mlflow.tracking import MlflowClient
-
-REPRODUCES_TAG = "nnexp.reproduces"
 
 
 @dataclass(frozen=True)
@@ -41,12 +48,12 @@ def load_run(client: MlflowClient, run_id: str) -> Run:
         run = client.get_run(run_id)
     except MlflowException:
         raise UserError(f"no run with id {run_id} in the store {client.tracking_uri}") from None
-    if run.data.tags.get("nnexp.run_type") == "sweep":
+    if run.data.tags.get(RUN_TYPE_TAG) == "sweep":
         raise UserError(f"run {run_id} is a sweep's parent; reproduce one of its child runs")
     if not run.data.metrics:
         raise UserError(f"run {run_id} has no metrics (it never trained); nothing to reproduce")
     if run.info.status != "FINISHED":
-        reason = run.data.tags.get("nnexp.error", "")
+        reason = run.data.tags.get(ERROR_TAG, "")
         raise UserError(
             f"run {run_id} ended {run.info.status}{f' ({reason[:200]})' if reason else ''}; "
             "only finished runs can be reproduced"
@@ -58,13 +65,13 @@ def provenance_warnings(run: Run) -> list[str]:
     """How this checkout and its packages differ from those the run recorded."""
     tags, here = run.data.tags, provenance.code_version()
     warnings = []
-    logged_code = tags.get("nnexp.code_version", tags.get("nnexp.git_commit", "unknown"))
+    logged_code = tags.get(CODE_VERSION_TAG, tags.get(GIT_COMMIT_TAG, "unknown"))
     if logged_code != here.label():
         warnings.append(
             f"the run was trained by code {logged_code}, this checkout is {here.label()}"
         )
     for name, version in provenance.package_versions().items():
-        logged = tags.get(f"nnexp.version.{name}")
+        logged = tags.get(f"{VERSION_TAG_PREFIX}{name}")
         if logged is not None and logged != version:
             warnings.append(f"the run used {name} {logged}, this environment has {version}")
     return warnings
@@ -94,7 +101,7 @@ def retrain(cfg: DictConfig, run: Run, output_root: Path) -> str:
     output_root.mkdir(parents=True, exist_ok=True)
     output_dir = Path(tempfile.mkdtemp(prefix=f"{run.info.run_id[:8]}-", dir=output_root))
     ctx = JobContext(launch_dir=Path.cwd(), output_dir=output_dir)
-    threads = int(run.data.tags.get("nnexp.blas_threads", "0")) or None
+    threads = int(run.data.tags.get(BLAS_THREADS_TAG, "0")) or None
     with threadpool_limits(limits=threads, user_api="blas"):
         outcome = run_job(cfg, ctx, extra_tags={REPRODUCES_TAG: run.info.run_id})
     return outcome.run_id

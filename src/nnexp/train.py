@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import shutil
 import sys
@@ -29,6 +28,13 @@ from nnexp.errors import RUN_FAILED, TrainingDiverged, UserError, exit_code
 from nnexp.hydra_errors import HYDRA_ERRORS, hydra_error_line
 from nnexp.outputs import write_outputs
 from nnexp.signals import Terminated, sigterm_raises
+from nnexp.vocabulary import (
+    CONFIG_HASH_TAG,
+    JOB_NUM_TAG,
+    OUTPUT_DIR_TAG,
+    cost_metrics,
+    final_cost,
+)
 from nnexp.weights import load_weights
 
 #: Keys that say where results go, not what is computed: left out of params and config hashes.
@@ -169,19 +175,19 @@ def run_job(
     tracker = open_tracker(cfg, ctx)
     name = run_name(cfg, ctx, tracker)
     tags = {
-        "nnexp.config_hash": job.config_hash(),
-        "nnexp.output_dir": str(ctx.output_dir),
+        CONFIG_HASH_TAG: job.config_hash(),
+        OUTPUT_DIR_TAG: str(ctx.output_dir),
         **(extra_tags or {}),
     }
     if ctx.job_num is not None:
-        tags["nnexp.job_num"] = str(ctx.job_num)
+        tags[JOB_NUM_TAG] = str(ctx.job_num)
     if tracker is not None and job.cfg["sweep"]["resume"]:
-        done = tracker.finished_run(tags["nnexp.config_hash"])
+        done = tracker.finished_run(tags[CONFIG_HASH_TAG])
         if done is not None:
             console.info(
                 f"skipped {name}: run {done.info.run_id} already FINISHED with this config"
             )
-            return JobOutcome(objective_of(done.data.metrics), done.info.run_id)
+            return JobOutcome(final_cost(done.data.metrics, "test"), done.info.run_id)
     with tracker.run(name, job.params(), tags, job.dataset) if tracker else nullcontext() as log:
         result = fit(job, log, interactive=ctx.sweep_dir is None)
         files = write_outputs(job.cfg, job.dataset, result, job.seeds, ctx.output_dir)
@@ -260,29 +266,6 @@ def fit(job: Job, log, interactive: bool) -> core.TrainResult:
             where = f"{len(diverged)} of {len(job.seeds)} seeds, first seed {seed} at epoch {epoch}"
         raise TrainingDiverged(f"training diverged: {where}; lower optim.lr (now {job.hp.lr})")
     return result
-
-
-def cost_metrics(
-    train_cost: np.ndarray, test_cost: np.ndarray, seeds: list[int]
-) -> dict[str, float]:
-    """train_cost/test_cost for one copy; for several, each seed's and their mean and std.
-    Non-finite values (a diverged copy) are left out."""
-    if len(seeds) == 1:
-        values = {"train_cost": train_cost[0], "test_cost": test_cost[0]}
-    else:
-        values = {}
-        for name, costs in (("train_cost", train_cost), ("test_cost", test_cost)):
-            values[f"{name}_mean"] = float(np.mean(costs))
-            values[f"{name}_std"] = float(np.std(costs))
-            values.update(
-                {f"{name}/seed_{seed}": cost for seed, cost in zip(seeds, costs, strict=True)}
-            )
-    return {key: float(value) for key, value in values.items() if math.isfinite(value)}
-
-
-def objective_of(metrics: Mapping[str, float]) -> float:
-    """The final test cost recorded in a run's metrics (single or batched seeds)."""
-    return float(metrics.get("test_cost", metrics.get("test_cost_mean", math.nan)))
 
 
 def flat_config(cfg: DictConfig) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from nnexp.report.document import Block, Bullets, Code, Heading, Image, Paragrap
 from nnexp.report.groups import design_keys, ordered, seed_groups
 from nnexp.report.records import RunRecord
 from nnexp.report.target import DERIVED, Selection
+from nnexp.vocabulary import COMMAND_TAG, GIT_COMMIT_TAG, GIT_DIRTY_TAG, VERSION_TAG_PREFIX
 
 STATUS_ORDER = ("finished", "diverged", "failed", "killed", "running")
 FIGURES = "figures"
@@ -53,7 +54,7 @@ def _values(records: list[RunRecord], key: str) -> list[str]:
 
 def _setup(selection: Selection, records: list[RunRecord]) -> list[Block]:
     blocks: list[Block] = [Heading(2, "Set-up")]
-    command = selection.parent.data.tags.get("nnexp.command") if selection.parent else None
+    command = selection.parent.data.tags.get(COMMAND_TAG) if selection.parent else None
     if command:
         blocks += [Paragraph("Command:"), Code(command, "sh")]
     if selection.config_text:
@@ -88,13 +89,13 @@ def _facts(records: list[RunRecord]) -> list[str]:
     for record in records:
         counts[record.status] = counts.get(record.status, 0) + 1
     statuses = sorted(counts, key=lambda s: ((*STATUS_ORDER, s)).index(s))
-    versions = sorted({k for r in records for k in r.tags if k.startswith("nnexp.version.")})
-    dirty = " (with uncommitted changes)" if joined("nnexp.git_dirty", "tags") != "false" else ""
+    versions = sorted({k for r in records for k in r.tags if k.startswith(VERSION_TAG_PREFIX)})
+    dirty = " (with uncommitted changes)" if joined(GIT_DIRTY_TAG, "tags") != "false" else ""
     return [
         f"dataset `{joined('dataset.name')}`: {joined('dataset.n_train')} training and "
         f"{joined('dataset.n_test')} test rows, {joined('dataset.d')} inputs, "
         f"{joined('dataset.k')} outputs; split {split}; data digest {joined('dataset.digest')}",
-        f"git commit `{joined('nnexp.git_commit', 'tags')}`{dirty}",
+        f"git commit `{joined(GIT_COMMIT_TAG, 'tags')}`{dirty}",
         "packages: " + ", ".join(f"{k.rsplit('.', 1)[-1]} {joined(k, 'tags')}" for k in versions),
         "runs by status: " + ", ".join(f"{s} {counts[s]}" for s in statuses),
     ]

@@ -120,7 +120,7 @@ def final_by_key(records: list[RunRecord], keys: list[str], path: Path) -> Path:
     panels = figure.subplots(1, len(keys), sharey=True, squeeze=False)[0]
     for axes, key in zip(panels, keys, strict=True):
         values = ordered({r.params.get(key, "") for r in records})
-        numeric = _numbers(values)
+        numeric = plots.as_numbers(values)
         for split in SPLITS:
             xs, ys, errs = [], [], []
             for record in records:
@@ -146,13 +146,6 @@ def final_by_key(records: list[RunRecord], keys: list[str], path: Path) -> Path:
     panels[0].set_ylabel("final cost")
     panels[0].legend()
     return plots.save_png(figure, path)
-
-
-def _numbers(values: list[str]) -> list[float] | None:
-    try:
-        return [float(v) for v in values]
-    except ValueError:
-        return None
 
 
 def seed_bands(groups: list[SeedGroup], path: Path) -> Path:

@@ -10,13 +10,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from nnexp.errors import UserError
+from nnexp.vocabulary import ERROR_TAG, SPLITS, STATUS_TAG, cost_key
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
     from mlflow.tracking import MlflowClient
-
-SPLITS = ("train", "test")
-STATUS_TAG, ERROR_TAG = "nnexp.status", "nnexp.error"
 
 
 @dataclass(frozen=True)
@@ -84,12 +82,11 @@ def _record(client: MlflowClient, run: Run) -> RunRecord:
     metrics = run.data.metrics
     curves = {}
     for split in SPLITS:
-        key = f"{split}_cost"
-        if key in metrics:
-            curves[split] = Curve(*_history(client, run.info.run_id, key))
-        elif f"{key}_mean" in metrics:
-            steps, mean = _history(client, run.info.run_id, f"{key}_mean")
-            std_steps, std = _history(client, run.info.run_id, f"{key}_std")
+        if cost_key(split) in metrics:
+            curves[split] = Curve(*_history(client, run.info.run_id, cost_key(split)))
+        elif cost_key(split, "mean") in metrics:
+            steps, mean = _history(client, run.info.run_id, cost_key(split, "mean"))
+            std_steps, std = _history(client, run.info.run_id, cost_key(split, "std"))
             aligned = dict(zip(std_steps.tolist(), std.tolist(), strict=True))
             band = np.array([aligned.get(step, math.nan) for step in steps.tolist()])
             curves[split] = Curve(steps, mean, band)

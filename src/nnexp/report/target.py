@@ -13,12 +13,12 @@ from mlflow.exceptions import MlflowException
 
 from nnexp.errors import UserError
 from nnexp.tracking.queries import children, search_all
+from nnexp.vocabulary import PARENT_RUN_TAG, RUN_TYPE_TAG, latest_attempts
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
     from mlflow.tracking import MlflowClient
 
-RUN_TYPE_TAG, CONFIG_HASH_TAG = "nnexp.run_type", "nnexp.config_hash"
 RUN_ID = re.compile(r"[0-9a-f]{32}")
 #: Params derived from the data, not chosen: never shown as swept keys.
 DERIVED = ("dataset.n_train", "dataset.n_test", "dataset.d", "dataset.k", "dataset.digest")
@@ -90,11 +90,11 @@ def _get_run(client: MlflowClient, run_id: str) -> Run:
 def _sweep(client: MlflowClient, target: str, parent: Run) -> Selection:
     run_id = parent.info.run_id
     if not _is_sweep(parent):
-        sweep = parent.data.tags.get("mlflow.parentRunId")
+        sweep = parent.data.tags.get(PARENT_RUN_TAG)
         hint = f"report its sweep {sweep}" if sweep else "report its MLflow experiment by name"
         raise UserError(f"run {run_id} is not a sweep's parent run; {hint}")
     experiment = client.get_experiment(parent.info.experiment_id)
-    runs = _latest_attempts(children(client, parent.info.experiment_id, run_id))
+    runs = list(latest_attempts(children(client, parent.info.experiment_id, run_id)).values())
     return Selection(
         target, experiment.name, experiment.experiment_id, parent, runs, sorted(parent.data.params)
     )
@@ -102,14 +102,6 @@ def _sweep(client: MlflowClient, target: str, parent: Run) -> Selection:
 
 def _is_sweep(run: Run) -> bool:
     return run.data.tags.get(RUN_TYPE_TAG) == "sweep"
-
-
-def _latest_attempts(runs: list[Run]) -> list[Run]:
-    """One run per config (by config hash): the latest attempt, as the sweep summary counts."""
-    latest: dict[str, Run] = {}
-    for run in sorted(runs, key=lambda r: (r.info.start_time, r.info.run_id)):
-        latest[run.data.tags.get(CONFIG_HASH_TAG, run.info.run_id)] = run
-    return list(latest.values())
 
 
 def _varying(runs: list[Run]) -> list[str]:

@@ -18,6 +18,7 @@ from nnexp.tracking.model import log_model
 from nnexp.tracking.run import RunLog, open_run, record_failed_run
 from nnexp.tracking.store import client_for, open_experiment, store_errors
 from nnexp.tracking.uri import check_store
+from nnexp.vocabulary import RUN_TYPE_TAG
 
 
 class JobTracker:
@@ -42,9 +43,7 @@ class JobTracker:
         run_type = "child" if parent else "single"
         with (
             store_errors(self.uri),
-            open_run(
-                self.experiment_id, name, parent, {**tags, sweeps.RUN_TYPE_TAG: run_type}
-            ) as log,
+            open_run(self.experiment_id, name, parent, {**tags, RUN_TYPE_TAG: run_type}) as log,
         ):
             log.params(params)
             with store_errors(self.uri):
@@ -60,7 +59,7 @@ class JobTracker:
             self.experiment_id,
             name,
             self.sweep.parent_run_id,
-            {**tags, sweeps.RUN_TYPE_TAG: "child"},
+            {**tags, RUN_TYPE_TAG: "child"},
             params,
             str(error),
         )

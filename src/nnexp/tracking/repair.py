@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 from nnexp import provenance
 from nnexp.tracking.queries import search_all
 from nnexp.tracking.run import end_run
+from nnexp.vocabulary import HOST_TAG, PID_TAG
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ def find_dead(
 
 def _why_dead(client: MlflowClient, run: Run, stale_after_s: float, now_ms: int) -> str | None:
     tags = run.data.tags
-    host, pid = tags.get("nnexp.host"), tags.get("nnexp.pid")
+    host, pid = tags.get(HOST_TAG), tags.get(PID_TAG)
     if host == provenance.host() and pid is not None:
         alive = provenance.process_alive_since(int(pid), run.info.start_time)
         if alive is False:

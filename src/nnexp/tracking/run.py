@@ -17,28 +17,39 @@ from nnexp import console, provenance
 from nnexp.errors import TrainingDiverged, UserError
 from nnexp.signals import Terminated, sigterm_raises
 from nnexp.tracking.store import explain, store_errors
+from nnexp.vocabulary import (
+    BLAS_THREADS_TAG,
+    CODE_VERSION_TAG,
+    ERROR_TAG,
+    GIT_COMMIT_TAG,
+    GIT_DIRTY_TAG,
+    HOST_TAG,
+    PARENT_RUN_TAG,
+    PID_TAG,
+    STATUS_TAG,
+    VERSION_TAG_PREFIX,
+)
 
 #: MLflow's limits per log_batch call.
 MAX_METRICS, MAX_PARAMS, MAX_TAGS = 1000, 100, 100
 #: Metric points are sent at least this often while training (seconds).
 FLUSH_SECONDS = 2.0
-ERROR_TAG, STATUS_TAG = "nnexp.error", "nnexp.status"
 
 
 def provenance_tags() -> dict[str, str]:
     """Git commit and dirty flag, package versions, host and pid (for `nnexp runs repair`)."""
     code = provenance.code_version()
     tags = {
-        "nnexp.git_commit": code.commit,
-        "nnexp.git_dirty": str(code.dirty).lower(),
-        "nnexp.code_version": code.label(),
-        "nnexp.host": provenance.host(),
-        "nnexp.pid": str(os.getpid()),
-        "nnexp.blas_threads": str(provenance.blas_threads()),
+        GIT_COMMIT_TAG: code.commit,
+        GIT_DIRTY_TAG: str(code.dirty).lower(),
+        CODE_VERSION_TAG: code.label(),
+        HOST_TAG: provenance.host(),
+        PID_TAG: str(os.getpid()),
+        BLAS_THREADS_TAG: str(provenance.blas_threads()),
     }
     tags.update(
         {
-            f"nnexp.version.{name}": version
+            f"{VERSION_TAG_PREFIX}{name}": version
             for name, version in provenance.package_versions().items()
         }
     )
@@ -145,7 +156,7 @@ def record_failed_run(
     reason: str,
 ) -> str:
     """A run that never trained: created, given its params and reason, and ended FAILED."""
-    parent = {"mlflow.parentRunId": parent_run_id} if parent_run_id else {}
+    parent = {PARENT_RUN_TAG: parent_run_id} if parent_run_id else {}
     run_id = client.create_run(
         experiment_id, run_name=name, tags={**provenance_tags(), **tags, **parent}
     ).info.run_id

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from nnexp.errors import StoreFailed, UserError
+from nnexp.errors import StoreFailed, UserError, first_line
 from nnexp.tracking.uri import sqlite_file
 
 # Fail within seconds, not minutes, when a tracking server stops answering (user settings win).
@@ -138,9 +138,3 @@ def explain(err: BaseException) -> str:
         if phrase in text:
             return meaning
     return first_line(err)[:300]
-
-
-def first_line(err: BaseException) -> str:
-    """The first non-empty line of an exception's message."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return lines[0] if lines else type(err).__name__

@@ -16,16 +16,24 @@ from mlflow.tracking import MlflowClient
 from nnexp import plots
 from nnexp.errors import UserError
 from nnexp.tracking.queries import children, search_all
-from nnexp.tracking.run import ERROR_TAG, RunLog, end_run, provenance_tags
+from nnexp.tracking.run import RunLog, end_run, provenance_tags
 from nnexp.tracking.store import client_for, open_experiment
 from nnexp.tracking.uri import check_store
+from nnexp.vocabulary import (
+    BEST_RUN_TAG,
+    BEST_TAG_PREFIX,
+    COMMAND_TAG,
+    CONFIG_HASH_TAG,
+    ERROR_TAG,
+    RUN_TYPE_TAG,
+    SKIP_TAG_PREFIX,
+    SWEEP_DIR_TAG,
+    SWEEP_KEY_TAG,
+    final_cost,
+    latest_attempts,
+)
 
 SWEEP_FILE = ".nnexp_sweep.json"
-SKIP_TAG_PREFIX = "nnexp.skipped."
-CONFIG_HASH_TAG = "nnexp.config_hash"
-JOB_NUM_TAG = "nnexp.job_num"
-RUN_TYPE_TAG = "nnexp.run_type"
-SWEEP_KEY_TAG = "nnexp.sweep_key"
 
 
 @dataclass(frozen=True)
@@ -83,11 +91,11 @@ def start_sweep(
                 **provenance_tags(),
                 RUN_TYPE_TAG: "sweep",
                 SWEEP_KEY_TAG: sweep_key,
-                "nnexp.command": command,
+                COMMAND_TAG: command,
             },
         ).info.run_id
         RunLog(client, parent_id).params(axes)
-    client.set_tag(parent_id, "nnexp.sweep_dir", str(sweep_dir))
+    client.set_tag(parent_id, SWEEP_DIR_TAG, str(sweep_dir))
     info = SweepInfo(parent_id, uri, experiment_id, axes, int(time.time() * 1000))
     info.save(sweep_dir)
     return info
@@ -172,10 +180,7 @@ def finish_sweep(info: SweepInfo, sweep_dir: Path) -> SweepSummary:
 def summarize(client: MlflowClient, info: SweepInfo, skipped: dict[str, str]) -> SweepSummary:
     """The latest attempt of each job (by config hash), labelled finished/failed/killed/skipped."""
     _kill_orphans(client, info.experiment_id, info.parent_run_id)
-    latest: dict[str, Run] = {}
-    runs = children(client, info.experiment_id, info.parent_run_id)
-    for run in sorted(runs, key=lambda r: r.info.start_time):
-        latest[run.data.tags.get(CONFIG_HASH_TAG, run.info.run_id)] = run
+    latest = latest_attempts(children(client, info.experiment_id, info.parent_run_id))
     for config_hash, run_id in skipped.items():
         if config_hash not in latest:
             latest[config_hash] = client.get_run(run_id)
@@ -208,8 +213,8 @@ def _row(run: Run, label: str, axes: dict[str, str]) -> ChildRow:
         run_id=run.info.run_id,
         status=label,
         values={key: params.get(key, "") for key in axes},
-        train_cost=metrics.get("train_cost", metrics.get("train_cost_mean", math.nan)),
-        test_cost=metrics.get("test_cost", metrics.get("test_cost_mean", math.nan)),
+        train_cost=final_cost(metrics, "train"),
+        test_cost=final_cost(metrics, "test"),
         epochs=params.get("optim.epochs", ""),
         reason=run.data.tags.get(ERROR_TAG, ""),
     )
@@ -226,9 +231,9 @@ def _log_summary(
         client.log_metric(info.parent_run_id, key, value)
     if summary.best is not None:
         client.log_metric(info.parent_run_id, "best_test_cost", summary.best.test_cost)
-        client.set_tag(info.parent_run_id, "nnexp.best_run_id", summary.best.run_id)
+        client.set_tag(info.parent_run_id, BEST_RUN_TAG, summary.best.run_id)
         for key, value in summary.best.values.items():
-            client.set_tag(info.parent_run_id, f"nnexp.best.{key}", value)
+            client.set_tag(info.parent_run_id, f"{BEST_TAG_PREFIX}{key}", value)
     table = write_summary_csv(summary, info.axes, sweep_dir / "sweep_summary.csv")
     client.log_artifact(info.parent_run_id, str(table))
     if info.axes and summary.rows:
