@@ -121,3 +121,32 @@ def test_csv_binary_file(tmp_path):
     path.write_bytes(b"\xff\xfe\x00\x01binary")
     with pytest.raises(DataError, match="not UTF-8"):
         load_csv(path)
+
+
+def test_the_registry_and_the_dataset_group_name_the_same_datasets_and_schemas():
+    """Every registry entry has its conf/dataset/NAME.yaml built on its own schema, and back;
+    each composes and passes the checks with its defaults."""
+    from dataclasses import fields
+
+    from hydra import compose, initialize_config_dir
+
+    from nnexp import config
+    from nnexp.data import REGISTRY
+
+    files = {path.stem: path.read_text() for path in (config.CONF_DIR / "dataset").glob("*.yaml")}
+    assert sorted(files) == sorted(REGISTRY) == sorted(DATASETS)
+    config.register_schemas()
+    with initialize_config_dir(str(config.CONF_DIR), version_base="1.3"):
+        for name, text in files.items():
+            assert f"/schema/dataset/{name}@_here_" in text
+            cfg = compose("config", overrides=[f"dataset={name}"])
+            assert list(cfg.dataset) == [f.name for f in fields(config.DATASET_SCHEMAS[name])]
+            assert cfg.dataset.name == name
+            config.check(cfg)
+
+
+def test_an_unknown_dataset_names_the_known_ones():
+    with pytest.raises(
+        DataError, match="unknown dataset 'imagenet'; choose one of sleep_study, xor"
+    ):
+        load_dataset({"name": "imagenet"}, np.random.default_rng(0))

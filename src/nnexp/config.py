@@ -8,8 +8,9 @@ values out of range with one line that names the key and the fix.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass, make_dataclass
 from enum import Enum
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from hydra.core.plugins import Plugins
 from hydra.plugins.config_source import ConfigLoadError
 from omegaconf import II, MISSING, DictConfig, OmegaConf
 
+from nnexp.data.registry import REGISTRY
 from nnexp.errors import UserError
 from nnexp.tracking.uri import check_scheme
 
@@ -49,43 +51,11 @@ class Reduction(Enum):
 
 @dataclass
 class DatasetSchema:
-    """Every dataset: its name and the seed of its own draws (noise, split)."""
+    """Every dataset: its name and the seed of its own draws (noise, split); each dataset adds
+    the options of its entry in ``nnexp.data.registry``."""
 
     name: str = MISSING
     seed: int = II("seed")
-
-
-@dataclass
-class SplitDatasetSchema(DatasetSchema):
-    """A dataset split at random into train and test."""
-
-    test_fraction: float = MISSING
-
-
-@dataclass
-class SineSchema(SplitDatasetSchema):
-    """y = sin(x) + noise · N(0, 1)."""
-
-    n: int = MISSING
-    noise: float = MISSING
-
-
-@dataclass
-class SyntheticSchema(SplitDatasetSchema):
-    """n rows of d Gaussian inputs, k outputs of a random teacher plus noise."""
-
-    n: int = MISSING
-    d: int = MISSING
-    k: int = MISSING
-    noise: float = MISSING
-
-
-@dataclass
-class CsvSchema(SplitDatasetSchema):
-    """A CSV file with a header row; ``target`` is one column name or a list of them."""
-
-    path: str | None = MISSING
-    target: Any = MISSING
 
 
 @dataclass
@@ -162,23 +132,19 @@ class Config:
     sweep: SweepSchema = field(default_factory=SweepSchema)
 
 
-#: Which schema each dataset option uses (conf/dataset/*.yaml say the same in their defaults).
-DATASET_KINDS = {
-    "sine": "sine",
-    "synthetic": "synthetic",
-    "diabetes": "bundled",
-    "breast_cancer": "bundled",
-    "digits": "bundled",
-    "csv": "csv",
-}
+@cache
+def _dataset_schema(options: type | None) -> type:
+    """A dataset's schema: ``name`` and ``seed``, then the options of its registry entry (one
+    class for the datasets that share options)."""
+    if options is None:
+        return DatasetSchema
+    name = f"{options.__name__.removesuffix('Options')}DatasetSchema"
+    return make_dataclass(name, [], bases=(options, DatasetSchema))
 
-DATASET_SCHEMAS = {
-    "plain": DatasetSchema,
-    "sine": SineSchema,
-    "synthetic": SyntheticSchema,
-    "bundled": SplitDatasetSchema,
-    "csv": CsvSchema,
-}
+
+#: The schema of each dataset, stored as ``schema/dataset/NAME`` (its conf/dataset/NAME.yaml's
+#: defaults), derived from the data registry.
+DATASET_SCHEMAS = {name: _dataset_schema(entry.options) for name, entry in REGISTRY.items()}
 
 
 def register_schemas() -> None:
@@ -216,7 +182,7 @@ def check(cfg: DictConfig) -> None:
     """Raise UserError for a key nnexp does not know (added with +) or the first value out of
     range, naming the key and the fix."""
     _known_keys(cfg, Config, "")
-    dataset_schema = DATASET_SCHEMAS[DATASET_KINDS.get(cfg.dataset.name, "plain")]
+    dataset_schema = DATASET_SCHEMAS.get(cfg.dataset.name, DatasetSchema)
     _known_keys(cfg.dataset, dataset_schema, "dataset.")
     _at_least(cfg, "seed", 0)
     _at_least(cfg, "model.hidden", 1)

@@ -28,11 +28,6 @@ class Scaler:
         """Plain lists, for JSON and for the served model."""
         return {"offset": self.offset.tolist(), "scale": self.scale.tolist()}
 
-    @classmethod
-    def from_dict(cls, data: dict[str, list[float]]) -> Scaler:
-        """Inverse of ``to_dict``."""
-        return cls(np.asarray(data["offset"], float), np.asarray(data["scale"], float))
-
 
 def divide_by(scale: Array) -> Scaler:
     """z = x / scale, the lecture's scaling (inputs by their maxima, scores by 100)."""
