@@ -12,7 +12,7 @@ import yaml
 from mlflow.exceptions import MlflowException
 
 from nnexp.errors import UserError
-from nnexp.tracking.queries import children, search_all
+from nnexp.tracking.queries import children, latest, search_all
 from nnexp.vocabulary import PARENT_RUN_TAG, RUN_TYPE_TAG, latest_attempts
 
 if TYPE_CHECKING:
@@ -67,15 +67,10 @@ def _named_experiment(client: MlflowClient, name: str, config_file: Path) -> Sel
     run_it = f"run it first: nnexp-train -m +experiment={name}"
     if experiment is None:
         raise UserError(f"the store has no MLflow experiment {tracked!r} yet; {run_it}")
-    sweeps = search_all(
-        client,
-        [experiment.experiment_id],
-        f"tags.`{RUN_TYPE_TAG}` = 'sweep'",
-        order_by=["attributes.start_time DESC"],
-    )
-    if not sweeps:
+    last_sweep = latest(client, experiment.experiment_id, f"tags.`{RUN_TYPE_TAG}` = 'sweep'")
+    if last_sweep is None:
         raise UserError(f"MLflow experiment {tracked!r} holds no sweep; {run_it}")
-    selection = _sweep(client, name, sweeps[0])
+    selection = _sweep(client, name, last_sweep)
     selection.config_text = text
     return selection
 

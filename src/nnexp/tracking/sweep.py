@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from nnexp import plots
 from nnexp.errors import UserError
-from nnexp.tracking.queries import children, search_all
+from nnexp.tracking.queries import children, latest
 from nnexp.tracking.run import RunLog, end_run, provenance_tags
 from nnexp.tracking.store import client_for, open_experiment
 from nnexp.tracking.uri import check_store
@@ -102,13 +102,11 @@ def start_sweep(
 
 
 def _last_parent(client: MlflowClient, experiment_id: str, sweep_key: str) -> Run | None:
-    found = search_all(
+    return latest(
         client,
-        [experiment_id],
+        experiment_id,
         f"tags.`{SWEEP_KEY_TAG}` = '{sweep_key}' and tags.`{RUN_TYPE_TAG}` = 'sweep'",
-        order_by=["attributes.start_time DESC"],
     )
-    return found[0] if found else None
 
 
 def _kill_orphans(client: MlflowClient, experiment_id: str, parent_id: str) -> None:
@@ -121,13 +119,11 @@ def _kill_orphans(client: MlflowClient, experiment_id: str, parent_id: str) -> N
 
 def find_finished(client: MlflowClient, experiment_id: str, config_hash: str) -> Run | None:
     """A FINISHED run of the experiment with this config hash (same config, data and code)."""
-    found = search_all(
+    return latest(
         client,
-        [experiment_id],
+        experiment_id,
         f"tags.`{CONFIG_HASH_TAG}` = '{config_hash}' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"],
     )
-    return found[0] if found else None
 
 
 def record_skip(client: MlflowClient, parent_id: str, config_hash: str, run_id: str) -> None:
