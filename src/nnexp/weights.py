@@ -14,11 +14,6 @@ ZIP_MAGIC = b"PK\x03\x04"
 HOW_TO_SAVE = "save it with numpy.savez(path, W1=W1, W2=W2)"
 
 
-def save_weights(path: Path, W1: np.ndarray, W2: np.ndarray) -> None:
-    """Write W1 and W2 as plain arrays."""
-    np.savez(path, W1=W1, W2=W2)
-
-
 def load_weights(path: Path, d: int, hidden: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Read and check an .npz of initial weights for a d-hidden-k network; pickles are refused."""
     where = f"model.init_weights={path}"
