@@ -38,7 +38,7 @@ def test_every_experiment_runs_shortened_and_reports(name, tmp_path, store):
         "optim.epochs=20",
         "tracking.log_model=false",
         cwd=tmp_path,
-        timeout=600,
+        timeout=900,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     (parent,), children = sweep_runs(store, name)

@@ -32,7 +32,7 @@ GRID = ["model.hidden=2,4", "optim.lr=0.5,1"]
 EPOCHS = 20
 
 
-def sweep(tmp_path: Path, uri: str, *args: str, timeout: float = 600, env=None):
+def sweep(tmp_path: Path, uri: str, *args: str, timeout: float = 900, env=None):
     return run_cli(
         "nnexp-train",
         "-m",
@@ -122,12 +122,12 @@ def ray_head(tmp_path):
         "--include-dashboard=false",
         "--disable-usage-stats",
     ]
-    subprocess.run(start, env=env, check=True, capture_output=True, timeout=120)
+    subprocess.run(start, env=env, check=True, capture_output=True, timeout=300)
     try:
         yield f"127.0.0.1:{port}", env
     finally:
         subprocess.run(
-            [ray, "stop", "--force"], env=env, capture_output=True, timeout=120, check=False
+            [ray, "stop", "--force"], env=env, capture_output=True, timeout=300, check=False
         )
 
 
@@ -271,7 +271,8 @@ def test_sweep_through_a_tracking_server(tmp_path, shared_server):
     assert (folder / "mlflow.db").is_file() and not (tmp_path / "mlflow.db").exists()
 
 
-def test_24_parallel_jobs_into_a_fresh_sqlite_file(tmp_path, store):
+def test_24_parallel_jobs_into_a_fresh_sqlite_file(tmp_path, fresh_store):
+    store = fresh_store
     done = sweep(
         tmp_path,
         store,

@@ -77,9 +77,9 @@ def record(store: str, seconds: float) -> None:
     FIGURES.write_text(json.dumps(figures, indent=2) + "\n")
 
 
-def test_48_jobs_on_4_workers_into_a_fresh_sqlite_store(tmp_path, store):
-    seconds = load_sweep(tmp_path, store, "load")
-    assert_nothing_lost(store, "load")
+def test_48_jobs_on_4_workers_into_a_fresh_sqlite_store(tmp_path, fresh_store):
+    seconds = load_sweep(tmp_path, fresh_store, "load")
+    assert_nothing_lost(fresh_store, "load")
     record("sqlite", seconds)
 
 
