@@ -262,8 +262,12 @@ class ServerProcess:
                 text=True,
                 start_new_session=True,
             )
-        wait_for(lambda: healthy(self.uri) or self.process.poll() is not None, timeout=300)
-        assert self.process.poll() is None, self.log.read_text()
+        try:
+            wait_for(lambda: healthy(self.uri) or self.process.poll() is not None, timeout=300)
+            assert self.process.poll() is None, self.log.read_text()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
