@@ -32,13 +32,16 @@ run: setup
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
+# Two pytest-xdist workers; tests marked with one xdist_group share a worker (and its fixtures).
+PARALLEL ?= -n 2 --dist loadgroup
+
 ## test: the whole suite, sweeps, servers and browser included
 test: setup browser
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest $(PARALLEL) $(PYTEST_ARGS)
 
-## test-fast: the suite without the slow sweep/server/browser tests
+## test-fast: the suite without the slow sweep/server/browser tests (run it after every change)
 test-fast: setup
-	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest $(PARALLEL) -m "not slow" $(PYTEST_ARGS)
 
 ## lint: ruff
 lint: setup

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -16,15 +19,16 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-#: A job of ~15 s of training on 2 cores (metrics flushed every 2 s): long enough to be
-#: interrupted mid-run by the fault tests.
-LONG_EPOCHS, LONG_EVERY = 24000, 100
-LONG_JOB = [
-    "dataset=synthetic",
-    "dataset.n=20000",
-    "dataset.d=20",
-    f"optim.epochs={LONG_EPOCHS}",
-    f"tracking.log_every={LONG_EVERY}",
+#: A fault-test job: the lecture's sleep_study, a few seconds of training whose costs reach the
+#: store in batches of at most MAX_METRICS points (two per recorded epoch), so at most
+#: FAULT_MARGIN epochs ahead of what the store shows. It is short when it finishes; the fault
+#: tests stop it mid-training with frozen_mid_job, never by counting on its length.
+FAULT_EPOCHS, FAULT_EVERY = 10000, 2
+MAX_METRICS = 1000
+FAULT_MARGIN = 2 * (MAX_METRICS // 2) * FAULT_EVERY
+FAULT_JOB = [
+    f"optim.epochs={FAULT_EPOCHS}",
+    f"tracking.log_every={FAULT_EVERY}",
     "tracking.log_model=false",
 ]
 
@@ -37,7 +41,7 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 def run_cli(
-    command: str, *args: str, cwd: Path, timeout: float = 300, env: dict | None = None
+    command: str, *args: str, cwd: Path, timeout: float = 900, env: dict | None = None
 ) -> subprocess.CompletedProcess:
     """``command args…`` from the project's venv, as a user would type it."""
     return subprocess.run(
@@ -68,9 +72,26 @@ def assert_one_line_error(done: subprocess.CompletedProcess, *fragments: str, co
     return lines[0]
 
 
+@pytest.fixture(scope="session")
+def empty_store_file(tmp_path_factory) -> Path:
+    """An SQLite store with MLflow's schema and no run, made once per pytest-xdist worker."""
+    folder = tmp_path_factory.mktemp("empty-store")
+    mlflow_client(f"sqlite:///{folder}/mlflow.db").search_experiments()
+    return folder / "mlflow.db"
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> str:
-    """A fresh SQLite tracking URI in the test's folder."""
+def store(tmp_path: Path, empty_store_file: Path) -> str:
+    """An SQLite tracking URI in the test's folder: a copy of an empty store whose schema is made
+    (what a first run leaves), which spares each test's first run ~2 s of schema migrations."""
+    shutil.copyfile(empty_store_file, tmp_path / "mlflow.db")
+    return f"sqlite:///{tmp_path}/mlflow.db"
+
+
+@pytest.fixture
+def fresh_store(tmp_path: Path) -> str:
+    """The URI of an SQLite file in the test's folder that does not exist yet: for the tests of
+    what creates a store (runs or parallel jobs racing on a new file)."""
     return f"sqlite:///{tmp_path}/mlflow.db"
 
 
@@ -123,21 +144,64 @@ def metric_steps(uri: str, run_id: str, key: str) -> list[int]:
     return sorted(m.step for m in mlflow_client(uri).get_metric_history(run_id, key))
 
 
-def running_with_metrics(uri: str, job_num: str | None = None):
-    """A RUNNING run (of sweep job ``job_num``) that has logged metric points already."""
+MID_JOB = """
+SELECT r.run_uuid, max(m.step) FROM runs r
+JOIN metrics m ON m.run_uuid = r.run_uuid AND m.key = 'train_cost'
+WHERE r.status = 'RUNNING' AND (:job IS NULL OR EXISTS (
+    SELECT 1 FROM tags t
+    WHERE t.run_uuid = r.run_uuid AND t.key = 'nnexp.job_num' AND t.value = :job))
+GROUP BY r.run_uuid
+"""
 
-    def find():
-        for run in all_runs(uri):
-            if run.info.status != "RUNNING" or not run.data.metrics:
-                continue
-            if job_num is None or run.data.tags.get("nnexp.job_num") == job_num:
-                return run
+
+def mid_job(db: Path, job_num: str | None = None, wait: float = 5.0) -> str | None:
+    """The id of a RUNNING run (of sweep job ``job_num``) in the SQLite file ``db`` whose costs
+    are logged up to an epoch at least FAULT_MARGIN before FAULT_EPOCHS; read-only, so it never
+    creates the store; None while the file is missing or empty, or locked for over ``wait`` s."""
+    try:
+        reader = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=wait)
+        with contextlib.closing(reader):
+            rows = reader.execute(MID_JOB, {"job": job_num}).fetchall()
+    except sqlite3.OperationalError:
         return None
+    for run_id, last in rows:
+        assert last <= FAULT_EPOCHS - FAULT_MARGIN, f"run {run_id} got to epoch {last} unseen"
+        return run_id
+    return None
 
-    return find
+
+def is_stopped(process: subprocess.Popen) -> bool:
+    """Whether ``process`` is stopped by a signal (or has ended)."""
+    if process.poll() is not None:
+        return True
+    stat = Path(f"/proc/{process.pid}/stat").read_text()
+    return stat.rsplit(")", 1)[1].split()[0] in ("T", "t")
 
 
-def wait_for(predicate, timeout: float = 120.0, every: float = 0.2):
+def frozen_mid_job(
+    process: subprocess.Popen, db: Path, job_num: str | None = None, timeout: float = 600
+) -> str:
+    """Stop ``process`` (SIGSTOP) at a moment its job (``job_num`` of a sweep) is RUNNING in the
+    store ``db`` with costs logged and FAULT_MARGIN epochs still to train, and return that run's
+    id. The store is read while the process is stopped, so whatever the test does next lands
+    mid-training however slow or loaded the machine; the test continues it with SIGCONT. (Stopped
+    in the middle of a commit, it holds the file locked: the test lets it go on and looks again.)"""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the job ended before it was seen mid-training"
+        if mid_job(db, job_num) is None:
+            time.sleep(0.05)
+            continue
+        os.kill(process.pid, signal.SIGSTOP)
+        wait_for(lambda: is_stopped(process), timeout=60, every=0.01)
+        run_id = mid_job(db, job_num, wait=0)
+        if run_id is not None:
+            return run_id
+        os.kill(process.pid, signal.SIGCONT)
+    raise AssertionError(f"no job seen mid-training within {timeout} s")
+
+
+def wait_for(predicate, timeout: float = 300.0, every: float = 0.2):
     """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -198,8 +262,12 @@ class ServerProcess:
                 text=True,
                 start_new_session=True,
             )
-        wait_for(lambda: healthy(self.uri) or self.process.poll() is not None, timeout=90)
-        assert self.process.poll() is None, self.log.read_text()
+        try:
+            wait_for(lambda: healthy(self.uri) or self.process.poll() is not None, timeout=300)
+            assert self.process.poll() is None, self.log.read_text()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
@@ -214,9 +282,22 @@ class ServerProcess:
             self.process.wait(timeout=20)
 
 
+@pytest.fixture(scope="session")
+def shared_server(tmp_path_factory):
+    """(uri, folder) of one `nnexp server` on a free loopback port for every test (of a pytest-xdist
+    worker) that only logs into a server: each such test uses an MLflow experiment of its own
+    (``tracking.experiment=…``) and leaves the server running. Stopped at the end of the session."""
+    server = ServerProcess(tmp_path_factory.mktemp("shared-server"), free_port()).start()
+    try:
+        yield server.uri, server.folder
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def tracking_server(tmp_path):
-    """(uri, folder) of `nnexp server` on a free loopback port, stopped after the test."""
+    """(uri, folder) of a fresh `nnexp server` on a free loopback port, stopped after the test:
+    for a test that needs the server to itself (an empty store, a stop or a restart)."""
     server = ServerProcess(tmp_path / "server", free_port()).start()
     try:
         yield server.uri, server.folder

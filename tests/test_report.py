@@ -16,6 +16,8 @@ pytestmark = pytest.mark.slow
 EXPERIMENTS = sorted(p.stem for p in (REPO / "experiments").glob("*.yaml"))
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 GRID = "grid"
+#: The tests of grid_store on one pytest-xdist worker, so its sweep runs once.
+ON_GRID_WORKER = pytest.mark.xdist_group("grid_store")
 
 
 def report(tmp_path: Path, store: str, *args: str):
@@ -36,7 +38,7 @@ def test_every_experiment_runs_shortened_and_reports(name, tmp_path, store):
         "optim.epochs=20",
         "tracking.log_model=false",
         cwd=tmp_path,
-        timeout=600,
+        timeout=900,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     (parent,), children = sweep_runs(store, name)
@@ -86,6 +88,7 @@ def grid_store(tmp_path_factory) -> tuple[str, Path]:
     return store, folder
 
 
+@ON_GRID_WORKER
 def test_sweep_report_is_complete_and_byte_identical_on_rerun(grid_store, tmp_path):
     store, _ = grid_store
     (parent,), children = sweep_runs(store, GRID)
@@ -111,6 +114,7 @@ def test_sweep_report_is_complete_and_byte_identical_on_rerun(grid_store, tmp_pa
     assert "2026" not in markdown.replace(parent.info.run_name, "")  # no clock time in the body
 
 
+@ON_GRID_WORKER
 def test_an_experiment_name_reports_all_its_runs_and_replaces_an_old_report(grid_store, tmp_path):
     store, _ = grid_store
     out = tmp_path / "by-name"
@@ -122,6 +126,7 @@ def test_an_experiment_name_reports_all_its_runs_and_replaces_an_old_report(grid
     assert [p.name for p in tmp_path.iterdir()] == ["by-name"]  # no temporary folder left
 
 
+@ON_GRID_WORKER
 def test_default_folder_is_reports_target(grid_store):
     store, folder = grid_store
     (parent,), _ = sweep_runs(store, GRID)
@@ -130,6 +135,7 @@ def test_default_folder_is_reports_target(grid_store):
     assert (folder / "reports" / parent.info.run_id / "report.html").is_file()
 
 
+@ON_GRID_WORKER
 @pytest.mark.parametrize(
     ("target", "fragments"),
     [
@@ -143,6 +149,7 @@ def test_unknown_target_is_one_line(grid_store, tmp_path, target, fragments):
     assert not list(tmp_path.iterdir())
 
 
+@ON_GRID_WORKER
 def test_a_child_run_id_names_its_sweep(grid_store, tmp_path):
     store, _ = grid_store
     (parent,), children = sweep_runs(store, GRID)
@@ -165,6 +172,7 @@ def test_a_store_that_cannot_be_opened(tmp_path):
     assert_one_line_error(report(tmp_path, f"sqlite:///{junk}", "grid"), "not an SQLite")
 
 
+@ON_GRID_WORKER
 def test_an_unusable_output_folder_is_refused_and_left_alone(grid_store, tmp_path):
     store, _ = grid_store
     blocker = tmp_path / "a-file"

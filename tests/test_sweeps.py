@@ -13,18 +13,17 @@ import pytest
 
 from conftest import (
     BIN,
-    LONG_EPOCHS,
-    LONG_EVERY,
-    LONG_JOB,
+    FAULT_EPOCHS,
+    FAULT_EVERY,
+    FAULT_JOB,
     all_runs,
     clean_env,
     free_port,
+    frozen_mid_job,
     metric_steps,
     mlflow_client,
     run_cli,
-    running_with_metrics,
     sweep_runs,
-    wait_for,
 )
 
 pytestmark = pytest.mark.slow
@@ -33,7 +32,7 @@ GRID = ["model.hidden=2,4", "optim.lr=0.5,1"]
 EPOCHS = 20
 
 
-def sweep(tmp_path: Path, uri: str, *args: str, timeout: float = 600, env=None):
+def sweep(tmp_path: Path, uri: str, *args: str, timeout: float = 900, env=None):
     return run_cli(
         "nnexp-train",
         "-m",
@@ -47,11 +46,13 @@ def sweep(tmp_path: Path, uri: str, *args: str, timeout: float = 600, env=None):
     )
 
 
-def assert_grid_recorded(uri: str, done: subprocess.CompletedProcess, tmp_path: Path):
+def assert_grid_recorded(
+    uri: str, done: subprocess.CompletedProcess, tmp_path: Path, experiment: str = "nnexp"
+):
     """1 parent FINISHED with the axes, 4 FINISHED children with the right params, full
     histories, readable names, and the parent's summary."""
     assert done.returncode == 0, done.stdout + done.stderr
-    parents, children = sweep_runs(uri)
+    parents, children = sweep_runs(uri, experiment)
     assert len(parents) == 1 and len(children) == 4
     parent = parents[0]
     assert parent.info.status == "FINISHED"
@@ -121,12 +122,12 @@ def ray_head(tmp_path):
         "--include-dashboard=false",
         "--disable-usage-stats",
     ]
-    subprocess.run(start, env=env, check=True, capture_output=True, timeout=120)
+    subprocess.run(start, env=env, check=True, capture_output=True, timeout=300)
     try:
         yield f"127.0.0.1:{port}", env
     finally:
         subprocess.run(
-            [ray, "stop", "--force"], env=env, capture_output=True, timeout=120, check=False
+            [ray, "stop", "--force"], env=env, capture_output=True, timeout=300, check=False
         )
 
 
@@ -196,7 +197,7 @@ def test_a_diverging_job_is_marked_and_the_sweep_goes_on(tmp_path, store):
     assert by_lr["0.5"].info.status == by_lr["1.0"].info.status == "FINISHED"
 
 
-LONG_JOBS = [*LONG_JOB, "model.hidden=48,49,50"]
+FAULT_JOBS = [*FAULT_JOB, "model.hidden=48,49,50"]
 
 
 def test_sigterm_kills_the_job_and_resume_completes_the_sweep(tmp_path, store):
@@ -205,7 +206,7 @@ def test_sigterm_kills_the_job_and_resume_completes_the_sweep(tmp_path, store):
         "-m",
         f"tracking.uri={store}",
         "tracking.log_model=false",
-        *LONG_JOBS,
+        *FAULT_JOBS,
     ]
     process = subprocess.Popen(
         command,
@@ -216,18 +217,18 @@ def test_sigterm_kills_the_job_and_resume_completes_the_sweep(tmp_path, store):
         text=True,
     )
     try:
-        wait_for(lambda: list(tmp_path.glob("multirun/*/*/.nnexp_sweep.json")))
-        victim = wait_for(running_with_metrics(store, job_num="1"), timeout=300, every=1.0)
+        victim = frozen_mid_job(process, tmp_path / "mlflow.db", job_num="1")
         process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=120)
+        process.send_signal(signal.SIGCONT)
+        _, err = process.communicate(timeout=300)
     finally:
         process.kill()
     assert process.returncode == 143, err
     parents, children = sweep_runs(store)
-    killed = next(c for c in children if c.info.run_id == victim.info.run_id)
+    killed = next(c for c in children if c.info.run_id == victim)
     assert killed.info.status == "KILLED" and killed.data.tags["nnexp.status"] == "killed"
     steps = metric_steps(store, killed.info.run_id, "train_cost")
-    assert steps and steps == list(range(0, steps[-1] + 1, LONG_EVERY))
+    assert steps and steps == list(range(0, steps[-1] + 1, FAULT_EVERY))
     assert parents[0].info.status == "KILLED"
     assert [c.info.status for c in children if c.data.tags["nnexp.job_num"] == "0"] == ["FINISHED"]
 
@@ -236,7 +237,7 @@ def test_sigterm_kills_the_job_and_resume_completes_the_sweep(tmp_path, store):
         "-m",
         f"tracking.uri={store}",
         "tracking.log_model=false",
-        *LONG_JOBS,
+        *FAULT_JOBS,
         "sweep.resume=true",
         cwd=tmp_path,
     )
@@ -251,18 +252,27 @@ def test_sigterm_kills_the_job_and_resume_completes_the_sweep(tmp_path, store):
     assert parents_after[0].data.metrics["children_finished"] == 2
     for child in finished:
         assert metric_steps(store, child.info.run_id, "test_cost") == list(
-            range(0, LONG_EPOCHS + 1, LONG_EVERY)
+            range(0, FAULT_EPOCHS + 1, FAULT_EVERY)
         )
 
 
-def test_sweep_through_a_tracking_server(tmp_path, tracking_server):
-    uri, folder = tracking_server
-    done = sweep(tmp_path, uri, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *GRID)
-    assert_grid_recorded(uri, done, tmp_path)
+def test_sweep_through_a_tracking_server(tmp_path, shared_server):
+    uri, folder = shared_server
+    experiment = "sweep_through_a_server"
+    done = sweep(
+        tmp_path,
+        uri,
+        f"tracking.experiment={experiment}",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        *GRID,
+    )
+    assert_grid_recorded(uri, done, tmp_path, experiment)
     assert (folder / "mlflow.db").is_file() and not (tmp_path / "mlflow.db").exists()
 
 
-def test_24_parallel_jobs_into_a_fresh_sqlite_file(tmp_path, store):
+def test_24_parallel_jobs_into_a_fresh_sqlite_file(tmp_path, fresh_store):
+    store = fresh_store
     done = sweep(
         tmp_path,
         store,

@@ -201,7 +201,7 @@ def test_untracked_run_never_imports_mlflow(tmp_path):
         env=clean_env(),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         check=False,
     )
     assert done.returncode == 0, done.stderr

@@ -71,8 +71,8 @@ def column_values(page, key: str) -> list[str]:
     return [text.strip() for text in cells.all_inner_texts() if text.strip()]
 
 
-def test_sweep_reads_well_in_the_mlflow_ui(tmp_path, tracking_server, browser_page):
-    uri, _ = tracking_server
+def test_sweep_reads_well_in_the_mlflow_ui(tmp_path, shared_server, browser_page):
+    uri, _ = shared_server
     done = run_cli(
         "nnexp-train",
         "-m",

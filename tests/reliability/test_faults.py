@@ -6,33 +6,31 @@ from __future__ import annotations
 import hashlib
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from conftest import (
     BIN,
-    LONG_EPOCHS,
-    LONG_EVERY,
-    LONG_JOB,
+    FAULT_EPOCHS,
+    FAULT_EVERY,
+    FAULT_JOB,
     ServerProcess,
     all_runs,
     clean_env,
     error_lines,
     free_port,
+    frozen_mid_job,
     metric_steps,
     mlflow_client,
     run_cli,
-    running_with_metrics,
     sweep_runs,
-    wait_for,
 )
 from reliability.conftest import read_only, tiny_disk
 
 pytestmark = pytest.mark.slow
 
-SWEEP = [*LONG_JOB, "model.hidden=48,49,50"]
+SWEEP = [*FAULT_JOB, "model.hidden=48,49,50"]
 
 
 def start(tmp_path: Path, *args: str) -> subprocess.Popen:
@@ -54,53 +52,45 @@ def start(tmp_path: Path, *args: str) -> subprocess.Popen:
         signal.signal(signal.SIGINT, previous)
 
 
-def store_ready(tmp_path: Path, sweep: bool = False):
-    """Wait until the launching process created the store (polling earlier would race it)."""
-    pattern = "multirun/*/*/.nnexp_sweep.json" if sweep else "outputs/*/*/.hydra/config.yaml"
-    wait_for(lambda: list(tmp_path.glob(pattern)) and (tmp_path / "mlflow.db").exists())
-    time.sleep(1.0 if not sweep else 0)
-
-
 def contiguous(steps: list[int]) -> bool:
-    return bool(steps) and steps == list(range(0, steps[-1] + 1, LONG_EVERY))
+    return bool(steps) and steps == list(range(0, steps[-1] + 1, FAULT_EVERY))
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_mid_run_ends_it_killed_with_its_metrics(tmp_path, store, signum, code):
-    process = start(tmp_path, f"tracking.uri={store}", *LONG_JOB)
+    process = start(tmp_path, f"tracking.uri={store}", *FAULT_JOB)
     try:
-        store_ready(tmp_path)
-        run = wait_for(running_with_metrics(store), timeout=300, every=1.0)
+        run_id = frozen_mid_job(process, tmp_path / "mlflow.db")
         process.send_signal(signum)
-        _, err = process.communicate(timeout=60)
+        process.send_signal(signal.SIGCONT)
+        _, err = process.communicate(timeout=300)
     finally:
         process.kill()
     assert process.returncode == code, err
     assert "Traceback" not in err
-    after = mlflow_client(store).get_run(run.info.run_id)
+    after = mlflow_client(store).get_run(run_id)
     assert after.info.status == "KILLED" and after.data.tags["nnexp.status"] == "killed"
-    steps = metric_steps(store, run.info.run_id, "train_cost")
-    assert contiguous(steps) and steps[-1] < LONG_EPOCHS
+    steps = metric_steps(store, run_id, "train_cost")
+    assert contiguous(steps) and steps[-1] < FAULT_EPOCHS
 
 
 def test_sigkill_leaves_running_runs_that_repair_kills_and_resume_completes(tmp_path, store):
     process = start(tmp_path, "-m", f"tracking.uri={store}", *SWEEP)
     try:
-        store_ready(tmp_path, sweep=True)
-        victim = wait_for(running_with_metrics(store, job_num="1"), timeout=300, every=1.0)
+        victim = frozen_mid_job(process, tmp_path / "mlflow.db", job_num="1")
     finally:
         process.kill()
-        process.wait(timeout=30)
+        process.wait(timeout=60)
     parents, _ = sweep_runs(store)
     assert parents[0].info.status == "RUNNING"
-    assert mlflow_client(store).get_run(victim.info.run_id).info.status == "RUNNING"
+    assert mlflow_client(store).get_run(victim).info.status == "RUNNING"
 
     repair = run_cli("nnexp", "runs", "repair", f"--tracking-uri={store}", cwd=tmp_path)
     assert repair.returncode == 0, repair.stderr
     assert "2 run(s) repaired" in repair.stdout
-    assert f"marked {victim.info.run_id}" in repair.stdout and "is gone" in repair.stdout
+    assert f"marked {victim}" in repair.stdout and "is gone" in repair.stdout
     client = mlflow_client(store)
-    for run_id in (victim.info.run_id, parents[0].info.run_id):
+    for run_id in (victim, parents[0].info.run_id):
         after = client.get_run(run_id)
         assert (
             after.info.status == "KILLED" and "nnexp runs repair" in after.data.tags["nnexp.error"]
@@ -125,17 +115,15 @@ def test_server_that_stops_mid_sweep_fails_jobs_clearly_and_resume_completes(tmp
     uri = server.uri
     process = start(tmp_path, "-m", f"tracking.uri={uri}", *SWEEP)
     try:
-        wait_for(running_with_metrics(uri, job_num="1"), timeout=300, every=1.0)
+        frozen_mid_job(process, server.folder / "mlflow.db", job_num="1")
         server.stop()
-        started = time.monotonic()
-        out, err = process.communicate(timeout=240)
-        waited = time.monotonic() - started
+        process.send_signal(signal.SIGCONT)
+        out, err = process.communicate(timeout=600)  # a hang detector: no job may wait forever
         assert process.returncode == 1, out + err
         assert "Traceback" not in err
         assert "stopped answering" in err or "cannot reach the MLflow server" in err
         failed_jobs = [line for line in err.splitlines() if ") failed: " in line]
         assert len(failed_jobs) == 2, err
-        assert waited < 120
 
         server.start()
         done = run_cli(
@@ -153,7 +141,7 @@ def test_server_that_stops_mid_sweep_fails_jobs_clearly_and_resume_completes(tmp
             assert len(steps) == len(set(steps)), "a point was logged twice"
         for child in finished:
             assert metric_steps(uri, child.info.run_id, "test_cost") == list(
-                range(0, LONG_EPOCHS + 1, LONG_EVERY)
+                range(0, FAULT_EPOCHS + 1, FAULT_EVERY)
             )
     finally:
         process.kill()

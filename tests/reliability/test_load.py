@@ -11,7 +11,8 @@ import pytest
 
 from conftest import REPO, all_runs, metric_steps, mlflow_client, run_cli, sweep_runs
 
-pytestmark = pytest.mark.slow
+#: Both on one pytest-xdist worker, one after the other: each loads the cores, both write load.json.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("load")]
 
 EPOCHS = 30
 JOBS = 48
@@ -19,13 +20,14 @@ GRID = ["model.hidden=1,2,3,4,5,6,7,8", "optim.lr=0.5,1,2", "regularization.l2=0
 FIGURES = REPO / "test-artifacts" / "load.json"
 
 
-def load_sweep(tmp_path: Path, uri: str) -> float:
-    """Run the 48-job sweep into ``uri``; its wall time in seconds."""
+def load_sweep(tmp_path: Path, uri: str, experiment: str) -> float:
+    """Run the 48-job sweep into ``uri``'s ``experiment``; its wall time in seconds."""
     started = time.monotonic()
     done = run_cli(
         "nnexp-train",
         "-m",
         f"tracking.uri={uri}",
+        f"tracking.experiment={experiment}",
         f"optim.epochs={EPOCHS}",
         "hydra/launcher=joblib",
         "hydra.launcher.n_jobs=4",
@@ -38,12 +40,12 @@ def load_sweep(tmp_path: Path, uri: str) -> float:
     return seconds
 
 
-def assert_nothing_lost(uri: str) -> None:
+def assert_nothing_lost(uri: str, experiment: str) -> None:
     """One FINISHED parent counting 48 finished children, each with both full histories, its
     files and one READY model; nothing else in the experiment."""
-    parents, children = sweep_runs(uri)
+    parents, children = sweep_runs(uri, experiment)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    assert len(children) == JOBS and len(all_runs(uri)) == JOBS + 1
+    assert len(children) == JOBS and len(all_runs(uri, experiment)) == JOBS + 1
     assert {c.info.status for c in children} == {"FINISHED"}
     assert len({c.data.tags["nnexp.config_hash"] for c in children}) == JOBS
     metrics = parents[0].data.metrics
@@ -75,15 +77,15 @@ def record(store: str, seconds: float) -> None:
     FIGURES.write_text(json.dumps(figures, indent=2) + "\n")
 
 
-def test_48_jobs_on_4_workers_into_a_fresh_sqlite_store(tmp_path, store):
-    seconds = load_sweep(tmp_path, store)
-    assert_nothing_lost(store)
+def test_48_jobs_on_4_workers_into_a_fresh_sqlite_store(tmp_path, fresh_store):
+    seconds = load_sweep(tmp_path, fresh_store, "load")
+    assert_nothing_lost(fresh_store, "load")
     record("sqlite", seconds)
 
 
-def test_48_jobs_on_4_workers_through_nnexp_server(tmp_path, tracking_server):
-    uri, folder = tracking_server
-    seconds = load_sweep(tmp_path, uri)
-    assert_nothing_lost(uri)
+def test_48_jobs_on_4_workers_through_nnexp_server(tmp_path, shared_server):
+    uri, folder = shared_server
+    seconds = load_sweep(tmp_path, uri, "load")
+    assert_nothing_lost(uri, "load")
     assert (folder / "mlflow.db").is_file() and not (tmp_path / "mlflow.db").exists()
     record("server", seconds)

@@ -37,8 +37,8 @@ def listening(port: int) -> set[str]:
 
 
 @pytest.mark.slow
-def test_server_listens_on_loopback_only_by_default(tmp_path, tracking_server):
-    uri, _ = tracking_server
+def test_server_listens_on_loopback_only_by_default(shared_server):
+    uri, _ = shared_server
     assert listening(int(uri.rsplit(":", 1)[1])) == {"0100007F"}
 
 
