@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from nnexp import console
+from nnexp import console, privacy
 from nnexp.errors import UserError
 
 DESCRIPTION = (
@@ -17,8 +17,13 @@ DESCRIPTION = (
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Parse the command line and run the subcommand."""
-    args = parser().parse_args(argv)
+    """Parse the command line and run the subcommand; a password in a URI argument gets one
+    warning, and is redacted from everything printed."""
+    privacy.telemetry_off_by_default()
+    given = sys.argv[1:] if argv is None else argv
+    args = parser().parse_args(given)
+    if any(privacy.redact(arg) != arg for arg in given):
+        console.warning(privacy.ENVIRONMENT_ADVICE)
     try:
         code = args.handler(args)
     except UserError as err:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from nnexp.errors import UserError
+from nnexp.privacy import redact
 from nnexp.tracking.uri import check_scheme, check_sqlite_file, scheme_of, sqlite_path
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -96,7 +97,7 @@ def serve(
         )
     command = server_command(host, port, backend, artifact_dir, workers, auth)
     print(
-        f"nnexp server: http://{host}:{port} · store {backend} · artifacts {artifact_dir}",
+        f"nnexp server: http://{host}:{port} · store {redact(backend)} · artifacts {artifact_dir}",
         flush=True,
     )
     os.execve(command[0], command, env)
