@@ -198,7 +198,7 @@ class ServerProcess:
                 text=True,
                 start_new_session=True,
             )
-        wait_for(lambda: healthy(self.uri) or self.process.poll() is not None, timeout=90)
+        wait_for(lambda: healthy(self.uri) or self.process.poll() is not None, timeout=300)
         assert self.process.poll() is None, self.log.read_text()
         return self
 
