@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from nnexp import console
 from nnexp.errors import UserError, first_line
+from nnexp.privacy import redact
 
 FAILED_MARKER = "job_failed.json"
 
@@ -56,11 +57,13 @@ def swept_axes(config: DictConfig) -> dict[str, str]:
 
 def sweep_key(config: DictConfig, axes: dict[str, str]) -> str:
     """Same config name, fixed overrides, axes and experiment → same key: how resume finds the
-    sweep to continue."""
+    sweep to continue. The store's URI is left out (the parent is looked for in that store), so a
+    resume finds its sweep whether the credentials come in the URI or from the environment."""
     fixed = sorted(
         o
         for o in config.hydra.overrides.task
-        if not o.lstrip("+~").startswith(("sweep.resume",)) and o.split("=", 1)[0] not in axes
+        if not o.lstrip("+~").startswith(("sweep.resume", "tracking.uri"))
+        and o.split("=", 1)[0] not in axes
     )
     payload = json.dumps(
         [config.hydra.job.config_name, fixed, axes, config.tracking.experiment], sort_keys=True
@@ -70,7 +73,7 @@ def sweep_key(config: DictConfig, axes: dict[str, str]) -> str:
 
 def write_failure(output_dir: Path, overrides: list[str], reason: str) -> None:
     """Mark a failed sweep job in its output folder, for the sweep's exit code."""
-    record = {"overrides": overrides, "reason": reason}
+    record = {"overrides": [redact(o) for o in overrides], "reason": redact(reason)}
     (output_dir / FAILED_MARKER).write_text(json.dumps(record))
 
 
@@ -96,7 +99,7 @@ class SweepParent(Callback):
                 sweep_dir=sweep_dir,
                 axes=axes,
                 sweep_key=sweep_key(config, axes),
-                command=shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+                command=redact(shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])),
                 resume=bool(config.sweep.resume),
             )
         except UserError as err:

@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from nnexp import console
+from nnexp import console, privacy
 from nnexp.errors import UserError, exit_code
 from nnexp.hydra_errors import HYDRA_ERRORS, hydra_error_line
 from nnexp.signals import Terminated, sigterm_raises
@@ -21,8 +21,13 @@ DESCRIPTION = (
 
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line and run the subcommand; an error a user can act on (or a signal)
-    ends it with one line and ``exit_code``, never a traceback."""
-    args = parser().parse_args(argv)
+    ends it with one line and ``exit_code``, never a traceback; a password in a URI argument gets
+    one warning, and is redacted from everything printed."""
+    privacy.telemetry_off_by_default()
+    given = sys.argv[1:] if argv is None else argv
+    args = parser().parse_args(given)
+    if any(privacy.redact(arg) != arg for arg in given):
+        console.warning(privacy.ENVIRONMENT_ADVICE)
     try:
         with sigterm_raises():
             code = args.handler(args)

@@ -1,4 +1,5 @@
-"""What a person sees in the terminal: a progress bar, one-line errors, tables."""
+"""What a person sees in the terminal: a progress bar, one-line errors, tables; every line with
+its credentials redacted."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from nnexp.privacy import redact
+
 #: Wide enough for a sweep table with full run ids when output goes to a file or a pipe.
 PIPE_WIDTH = 200
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -21,17 +24,19 @@ out_console = Console(
 
 def error(message: str) -> None:
     """One line on stderr: ``error: <message>``."""
-    err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True, emoji=False)
+    err_console.print(f"[bold red]error:[/] {escape(redact(message))}", markup=True, emoji=False)
 
 
 def warning(message: str) -> None:
     """One line on stderr: ``warning: <message>``."""
-    err_console.print(f"[bold yellow]warning:[/] {escape(message)}", markup=True, emoji=False)
+    err_console.print(
+        f"[bold yellow]warning:[/] {escape(redact(message))}", markup=True, emoji=False
+    )
 
 
 def info(message: str) -> None:
     """One plain line on stdout."""
-    out_console.print(message, markup=False, emoji=False)
+    out_console.print(redact(message), markup=False, emoji=False)
 
 
 @contextmanager
@@ -58,9 +63,9 @@ def epoch_progress(total: int, enabled: bool) -> Iterator:
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     """A table on stdout."""
-    shown = Table(title=title, title_justify="left")
+    shown = Table(title=redact(title), title_justify="left")
     for column in columns:
-        shown.add_column(column)
+        shown.add_column(redact(column))
     for row in rows:
-        shown.add_row(*(str(cell) for cell in row))
+        shown.add_row(*(redact(str(cell)) for cell in row))
     out_console.print(shown)

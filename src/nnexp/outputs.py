@@ -14,6 +14,7 @@ from nnexp import plots
 from nnexp.core import TrainResult
 from nnexp.data import Dataset
 from nnexp.errors import RunFailed
+from nnexp.privacy import redact_tree
 
 
 def write_outputs(
@@ -50,7 +51,7 @@ def _weights(result: TrainResult, seeds: list[int], path: Path) -> Path:
 
 
 def _config(cfg: dict[str, Any], path: Path) -> Path:
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    path.write_text(yaml.safe_dump(redact_tree(cfg), sort_keys=False))
     return path
 
 

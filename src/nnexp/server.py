@@ -10,6 +10,7 @@ from pathlib import Path
 
 from nnexp import console
 from nnexp.errors import UserError
+from nnexp.privacy import redact
 from nnexp.tracking.uri import check_scheme, check_sqlite_file, scheme_of, sqlite_path
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -95,6 +96,8 @@ def serve(
             "can read and change runs; see the README's section on `--auth`"
         )
     command = server_command(host, port, backend, artifact_dir, workers, auth)
-    console.info(f"nnexp server: http://{host}:{port} · store {backend} · artifacts {artifact_dir}")
+    console.info(
+        f"nnexp server: http://{host}:{port} · store {redact(backend)} · artifacts {artifact_dir}"
+    )
     sys.stdout.flush()  # exec discards what Python still buffers
     os.execve(command[0], command, env)

@@ -21,7 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from nnexp import config, console, core, provenance
+from nnexp import config, console, core, privacy, provenance
 from nnexp.callbacks import STATE, SweepAborted, write_failure
 from nnexp.data import Dataset, load_dataset
 from nnexp.errors import RUN_FAILED, TrainingDiverged, UserError, exit_code
@@ -97,8 +97,10 @@ class Job:
 
 
 def params_view(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """The config without the keys that only say where results go."""
-    return {key: value for key, value in cfg.items() if key not in NOT_PARAMS}
+    """The config without the keys that only say where results go or could hold a credential."""
+    return privacy.without_secrets(
+        {key: value for key, value in cfg.items() if key not in NOT_PARAMS}
+    )
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -332,8 +334,13 @@ def hydra_task(cfg: DictConfig) -> float | None:
 def main() -> None:
     """Console script ``nnexp-train``: run the Hydra app; bad input becomes one line and exit 2,
     a failed run (diverged, store lost, disk full) or a sweep with failed jobs exit 1, an
-    interrupted one 130 or 143."""
+    interrupted one 130 or 143. A password in a URI on the command line is hidden from Hydra
+    (and so from every file and log line) and noted in one warning."""
     os.environ["HYDRA_FULL_ERROR"] = "1"
+    privacy.telemetry_off_by_default()
+    sys.argv[1:], hidden = privacy.hide_secret_args(sys.argv[1:])
+    if hidden:
+        console.warning(privacy.ENVIRONMENT_ADVICE)
     config.register_schemas()
     code = 0
     try:

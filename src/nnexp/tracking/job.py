@@ -84,7 +84,8 @@ class JobTracker:
     def ui_hint(self, run_id: str) -> str:
         """How to look at the run: the exact `mlflow ui` command, or the server's page."""
         if self.uri.startswith(("http://", "https://")):
-            return f"open {self.uri}/#/experiments/{self.experiment_id}/runs/{run_id}"
+            page = f"#/experiments/{self.experiment_id}/runs/{run_id}"
+            return f"open {self.client.tracking_uri}/{page}"
         return f"view: {mlflow_command()} ui --backend-store-uri {self.uri}"
 
 

@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from nnexp import console, provenance
 from nnexp.errors import TrainingDiverged, UserError
+from nnexp.privacy import redact, redact_values
 from nnexp.signals import Terminated, sigterm_raises
 from nnexp.tracking.store import explain, store_errors
 from nnexp.vocabulary import (
@@ -65,15 +66,15 @@ class RunLog:
         self._last_flush = time.monotonic()
 
     def params(self, params: Mapping[str, object]) -> None:
-        """Log parameters, 100 per call."""
-        items = [Param(key, str(value)) for key, value in params.items()]
+        """Log parameters (redacted), 100 per call."""
+        items = [Param(key, value) for key, value in redact_values(params).items()]
         with store_errors(self.client.tracking_uri):
             for start in range(0, len(items), MAX_PARAMS):
                 self.client.log_batch(self.run_id, params=items[start : start + MAX_PARAMS])
 
     def tags(self, tags: Mapping[str, object]) -> None:
-        """Set tags, 100 per call."""
-        items = [RunTag(key, str(value)) for key, value in tags.items()]
+        """Set tags (redacted), 100 per call."""
+        items = [RunTag(key, value) for key, value in redact_values(tags).items()]
         with store_errors(self.client.tracking_uri):
             for start in range(0, len(items), MAX_TAGS):
                 self.client.log_batch(self.run_id, tags=items[start : start + MAX_TAGS])
@@ -110,7 +111,7 @@ def open_run(
         experiment_id=experiment_id,
         run_name=name,
         parent_run_id=parent_run_id,
-        tags={**provenance_tags(), **tags},
+        tags=redact_values({**provenance_tags(), **tags}),
     )
     log = RunLog(MlflowClient(), active.info.run_id)
     try:
@@ -158,7 +159,7 @@ def record_failed_run(
     """A run that never trained: created, given its params and reason, and ended FAILED."""
     parent = {PARENT_RUN_TAG: parent_run_id} if parent_run_id else {}
     run_id = client.create_run(
-        experiment_id, run_name=name, tags={**provenance_tags(), **tags, **parent}
+        experiment_id, run_name=name, tags=redact_values({**provenance_tags(), **tags, **parent})
     ).info.run_id
     log = RunLog(client, run_id)
     log.params(params)
@@ -170,6 +171,6 @@ def record_failed_run(
 def end_run(client: MlflowClient, run_id: str, status: str, reason: str) -> None:
     """End a run from outside its process: ``status`` (KILLED or FAILED) with the reason."""
     client.log_batch(
-        run_id, tags=[RunTag(STATUS_TAG, status.lower()), RunTag(ERROR_TAG, reason[:5000])]
+        run_id, tags=[RunTag(STATUS_TAG, status.lower()), RunTag(ERROR_TAG, redact(reason)[:5000])]
     )
     client.set_terminated(run_id, status)

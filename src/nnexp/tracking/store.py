@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from nnexp.errors import StoreFailed, UserError, first_line
-from nnexp.tracking.uri import sqlite_file
+from nnexp.privacy import redact
+from nnexp.tracking.uri import split_credentials, sqlite_file
 
 # Fail within seconds, not minutes, when a tracking server stops answering (user settings win).
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
@@ -39,15 +40,24 @@ for _noisy in (
 
 
 def client_for(uri: str) -> MlflowClient:
-    """A client bound to ``uri`` (and the fluent API pointed at it too). Creating the client
+    """A client bound to ``uri`` (and the fluent API pointed at it too). An http(s) URI's
+    ``user:password@`` becomes MLflow's basic auth (MLFLOW_TRACKING_USERNAME/PASSWORD of this
+    process and the jobs it starts) and MLflow gets the URI without it. Creating the client
     creates or migrates an SQLite store's schema: nnexp processes take turns at that (a lock
     file beside the database), since two migrations of one fresh file at once break both."""
+    uri, user, password = split_credentials(uri)
+    if user is not None:
+        os.environ["MLFLOW_TRACKING_USERNAME"] = user
+    if password is not None:
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = password
     mlflow.set_tracking_uri(uri)
     with _schema_lock(uri):
         try:
             return MlflowClient(tracking_uri=uri)
         except Exception as err:
-            raise UserError(f"cannot open the MLflow store at {uri}: {explain(err)}") from None
+            raise UserError(
+                f"cannot open the MLflow store at {redact(uri)}: {explain(err)}"
+            ) from None
 
 
 @contextmanager
@@ -75,7 +85,7 @@ def open_experiment(client: MlflowClient, name: str) -> str:
             experiment = _create(client, name)
     except MlflowException as err:
         raise UserError(
-            f"cannot open the MLflow store at {client.tracking_uri}: {explain(err)}"
+            f"cannot open the MLflow store at {redact(client.tracking_uri)}: {explain(err)}"
         ) from None
     if experiment.lifecycle_stage == "deleted":
         raise UserError(
@@ -109,11 +119,11 @@ def store_errors(uri: str) -> Iterator[None]:
     try:
         yield
     except MlflowException as err:
-        raise StoreFailed(f"the MLflow store at {uri} failed: {explain(err)}") from None
+        raise StoreFailed(f"the MLflow store at {redact(uri)} failed: {explain(err)}") from None
     except OSError as err:
         where = f" ({err.filename})" if err.filename else ""
         raise StoreFailed(
-            f"cannot write the run's artifacts for {uri}: {err.strerror or err}{where}; "
+            f"cannot write the run's artifacts for {redact(uri)}: {err.strerror or err}{where}; "
             "free space or fix the folder's permissions"
         ) from None
 
@@ -137,4 +147,4 @@ def explain(err: BaseException) -> str:
     for phrase, meaning in EXPLAINED.items():
         if phrase in text:
             return meaning
-    return first_line(err)[:300]
+    return redact(first_line(err))[:300]

@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from nnexp import plots
 from nnexp.errors import UserError
+from nnexp.privacy import redact, redact_values, reveal
 from nnexp.tracking.queries import children, latest
 from nnexp.tracking.run import RunLog, end_run, provenance_tags
 from nnexp.tracking.store import client_for, open_experiment
@@ -38,7 +39,8 @@ SWEEP_FILE = ".nnexp_sweep.json"
 
 @dataclass(frozen=True)
 class SweepInfo:
-    """What a job needs to attach itself to its sweep; written into the sweep folder."""
+    """What a job needs to attach itself to its sweep; written into the sweep folder with the
+    tracking URI's password redacted (a job takes it from its own command line or environment)."""
 
     parent_run_id: str
     tracking_uri: str
@@ -50,7 +52,8 @@ class SweepInfo:
         """Write the sweep file; refuse if another sweep already writes into this folder."""
         try:
             with (sweep_dir / SWEEP_FILE).open("x") as handle:
-                json.dump(asdict(self), handle, indent=1)
+                saved = {**asdict(self), "tracking_uri": redact(self.tracking_uri)}
+                json.dump(saved, handle, indent=1)
         except FileExistsError:
             raise UserError(
                 f"another sweep already writes into {sweep_dir}; wait a second or set "
@@ -61,7 +64,10 @@ class SweepInfo:
     def load(cls, sweep_dir: Path) -> SweepInfo | None:
         """The sweep file of ``sweep_dir``, or None outside a tracked sweep."""
         path = sweep_dir / SWEEP_FILE
-        return cls(**json.loads(path.read_text())) if path.is_file() else None
+        if not path.is_file():
+            return None
+        saved = json.loads(path.read_text())
+        return cls(**{**saved, "tracking_uri": reveal(saved["tracking_uri"])})
 
 
 def start_sweep(
@@ -87,12 +93,14 @@ def start_sweep(
         parent_id = client.create_run(
             experiment_id,
             run_name=f"sweep {sweep_dir.parent.name} {sweep_dir.name} ({' × '.join(axes)})",
-            tags={
-                **provenance_tags(),
-                RUN_TYPE_TAG: "sweep",
-                SWEEP_KEY_TAG: sweep_key,
-                COMMAND_TAG: command,
-            },
+            tags=redact_values(
+                {
+                    **provenance_tags(),
+                    RUN_TYPE_TAG: "sweep",
+                    SWEEP_KEY_TAG: sweep_key,
+                    COMMAND_TAG: command,
+                }
+            ),
         ).info.run_id
         RunLog(client, parent_id).params(axes)
     client.set_tag(parent_id, SWEEP_DIR_TAG, str(sweep_dir))

@@ -8,9 +8,10 @@ import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from nnexp.errors import UserError
+from nnexp.privacy import redact, reveal
 
 SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql")
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -19,9 +20,14 @@ SERVER_TIMEOUT = 5.0
 
 
 def resolve_uri(configured: str | None, launch_dir: Path) -> str:
-    """``configured``, else $MLFLOW_TRACKING_URI, else sqlite:///<launch_dir>/mlflow.db; a
-    relative SQLite path is made absolute against ``launch_dir`` so every job shares one store."""
-    uri = configured or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{launch_dir}/mlflow.db"
+    """``configured`` (its password, if redacted, revealed), else $MLFLOW_TRACKING_URI, else
+    sqlite:///<launch_dir>/mlflow.db; a relative SQLite path is made absolute against
+    ``launch_dir`` so every job shares one store."""
+    uri = (
+        (configured and reveal(configured))
+        or os.environ.get("MLFLOW_TRACKING_URI")
+        or f"sqlite:///{launch_dir}/mlflow.db"
+    )
     check_scheme(uri)
     if scheme_of(uri) == "sqlite":
         return f"sqlite:///{sqlite_path(uri, launch_dir)}"
@@ -30,7 +36,7 @@ def resolve_uri(configured: str | None, launch_dir: Path) -> str:
 
 def scheme_of(uri: str) -> str:
     """The URI's scheme without a driver suffix (postgresql+psycopg2 → postgresql)."""
-    return urlparse(uri).scheme.split("+")[0]
+    return urlsplit(uri).scheme.split("+")[0]
 
 
 def check_scheme(uri: str) -> None:
@@ -38,12 +44,12 @@ def check_scheme(uri: str) -> None:
     scheme = scheme_of(uri)
     if scheme in ("", "file"):
         raise UserError(
-            f"tracking.uri={uri} names a folder, and MLflow 3 keeps runs in a database or a "
-            "server: use sqlite:////ABSOLUTE/PATH/mlflow.db or http://HOST:PORT"
+            f"tracking.uri={redact(uri)} names a folder, and MLflow 3 keeps runs in a database or "
+            "a server: use sqlite:////ABSOLUTE/PATH/mlflow.db or http://HOST:PORT"
         )
     if scheme not in SCHEMES:
         raise UserError(
-            f"tracking.uri={uri} has the unknown scheme {scheme!r}; use one of "
+            f"tracking.uri={redact(uri)} has the unknown scheme {scheme!r}; use one of "
             f"{', '.join(SCHEMES)}, e.g. sqlite:////ABSOLUTE/PATH/mlflow.db"
         )
 
@@ -100,21 +106,36 @@ def check_sqlite_file(path: Path) -> None:
                 )
 
 
+def split_credentials(uri: str) -> tuple[str, str | None, str | None]:
+    """An http(s) URI without its ``user:password@`` part, and that user and password (None
+    where absent); any other URI unchanged, with (None, None)."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or "@" not in parts.netloc:
+        return uri, None, None
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    public = urlunsplit(parts._replace(netloc=host))
+    return public, unquote(user) or None, unquote(password) if colon else None
+
+
 def check_server(uri: str) -> None:
-    """The server answers its health check within SERVER_TIMEOUT seconds."""
+    """The server answers its health check within SERVER_TIMEOUT seconds (a login is not
+    needed to tell that it answers)."""
+    shown = redact(uri)
     try:
-        with urllib.request.urlopen(f"{uri}/health", timeout=SERVER_TIMEOUT) as response:
+        health = f"{split_credentials(uri)[0]}/health"
+        with urllib.request.urlopen(health, timeout=SERVER_TIMEOUT) as response:
             response.read()
     except urllib.error.HTTPError as err:
         if err.code in (401, 403):
             return
         raise UserError(
-            f"the MLflow server at {uri} answered its health check with HTTP {err.code}; "
+            f"the MLflow server at {shown} answered its health check with HTTP {err.code}; "
             "is tracking.uri the server's address?"
         ) from None
     except (urllib.error.URLError, OSError) as err:
         reason = getattr(err, "reason", err)
         raise UserError(
-            f"cannot reach the MLflow server at {uri} ({reason}); start it with `nnexp server` "
+            f"cannot reach the MLflow server at {shown} ({reason}); start it with `nnexp server` "
             "or fix tracking.uri"
         ) from None
