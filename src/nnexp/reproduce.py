@@ -10,13 +10,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import yaml
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from threadpoolctl import threadpool_limits
 
 from nnexp import config, provenance
 from nnexp.errors import UserError
-from nnexp.train import JobContext, run_job
+from nnexp.hydra_errors import hydra_error_line
+from nnexp.safe_yaml import read_mapping
+from nnexp.train import JobContext, discard_unused_output, run_job
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -80,12 +82,26 @@ def logged_config(client: MlflowClient, run: Run, uri: str, folder: Path) -> Dic
             f"run {run.info.run_id} has no config.yaml artifact; only runs of nnexp-train can "
             "be reproduced"
         ) from None
-    loaded = yaml.safe_load(Path(path).read_text())
+    what = f"run {run.info.run_id}'s config.yaml"
+    loaded = read_mapping(Path(path), what)
+    for section in ("tracking", "sweep"):
+        if not isinstance(loaded.get(section), dict):
+            raise UserError(f"{what} has no {section} section; it was not written by nnexp-train")
     experiment = client.get_experiment(run.info.experiment_id).name
     loaded["tracking"].update(uri=uri, experiment=experiment)
     loaded["sweep"]["resume"] = False
     config.register_schemas()
-    return OmegaConf.merge(OmegaConf.structured(config.Config), loaded)
+    try:
+        cfg = OmegaConf.merge(OmegaConf.structured(config.Config), loaded)
+    except OmegaConfBaseException as err:
+        raise UserError(
+            f"{what} does not fit this nnexp's config (written by another version, or edited): "
+            f"{hydra_error_line(err)}"
+        ) from None
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise UserError(f"{what} lacks {', '.join(missing[:3])}; it was written by another version")
+    return cfg
 
 
 def retrain(cfg: DictConfig, run: Run, output_root: Path) -> str:
@@ -95,8 +111,12 @@ def retrain(cfg: DictConfig, run: Run, output_root: Path) -> str:
     output_dir = Path(tempfile.mkdtemp(prefix=f"{run.info.run_id[:8]}-", dir=output_root))
     ctx = JobContext(launch_dir=Path.cwd(), output_dir=output_dir)
     threads = int(run.data.tags.get("nnexp.blas_threads", "0")) or None
-    with threadpool_limits(limits=threads, user_api="blas"):
-        outcome = run_job(cfg, ctx, extra_tags={REPRODUCES_TAG: run.info.run_id})
+    try:
+        with threadpool_limits(limits=threads, user_api="blas"):
+            outcome = run_job(cfg, ctx, extra_tags={REPRODUCES_TAG: run.info.run_id})
+    except BaseException:
+        discard_unused_output(output_dir, Path.cwd())
+        raise
     return outcome.run_id
 
 

@@ -22,7 +22,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from nnexp import config, console, core, provenance
+from nnexp import config, console, core, provenance, safe_config
 from nnexp.callbacks import STATE, SweepAborted, write_failure
 from nnexp.data import Dataset, load_dataset
 from nnexp.errors import RunFailed, TrainingDiverged, UserError
@@ -352,6 +352,7 @@ def main() -> None:
     interrupted one 130 or 143."""
     os.environ["HYDRA_FULL_ERROR"] = "1"
     config.register_schemas()
+    safe_config.guard_hydra()
     code = 0
     try:
         with sigterm_raises():

@@ -66,7 +66,7 @@ def private_file(path: Path, text: str | None = None) -> Path:
         fd = os.open(fresh, flags | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as file:
             file.write(text)
-        os.replace(fresh, path)
+        fresh.replace(path)
     except OSError as err:
         raise UserError(
             f"cannot write {path}: {err.strerror} (a link there is refused); remove it and retry"
