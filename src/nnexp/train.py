@@ -54,7 +54,7 @@ class JobContext:
         return cls(
             launch_dir=Path(hc.runtime.cwd),
             output_dir=Path(hc.runtime.output_dir),
-            overrides=list(hc.overrides.task),
+            overrides=OmegaConf.to_container(hc.overrides.task, resolve=False),
             sweep_dir=Path(hc.sweep.dir) if multirun else None,
             job_num=hc.job.num if multirun else None,
         )
@@ -122,7 +122,9 @@ def prepare(cfg: DictConfig, ctx: JobContext) -> Job:
         config.check(cfg)
         resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     except HYDRA_ERRORS as err:
-        raise UserError(hydra_error_line(err)) from None
+        key = getattr(err, "full_key", None)
+        what = f"{key}: {str(err).splitlines()[0]}" if key else hydra_error_line(err)
+        raise UserError(f"{what}; fix that value or its ${{…}} interpolation") from None
     spec = dict(resolved["dataset"])
     if spec.get("path") is not None:
         spec["path"] = str(ctx.launch_dir / spec["path"])
