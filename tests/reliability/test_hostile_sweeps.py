@@ -4,20 +4,14 @@ and `nnexp runs repair` refuses a negative age and survives any malformed pid ta
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import (
-    BIN,
     LONG_JOB,
     all_runs,
     assert_one_line_error,
-    clean_env,
     mlflow_client,
     run_cli,
     running_with_metrics,
@@ -25,6 +19,7 @@ from conftest import (
 )
 from nnexp import provenance
 from nnexp.tracking.repair import process_alive
+from reliability.test_faults import start
 
 
 @given(st.text().filter(lambda pid: not (pid.isdigit() and int(pid) > 0)))
@@ -64,14 +59,7 @@ def test_a_sweep_refused_for_a_busy_folder_creates_no_parent(tmp_path, store):
 @pytest.mark.slow
 def test_resume_while_the_sweep_runs_is_refused_and_kills_nothing(tmp_path, store):
     sweep = ["-m", f"tracking.uri={store}", *LONG_JOB, "model.hidden=48,49"]
-    process = subprocess.Popen(
-        [str(BIN / "nnexp-train"), *sweep],
-        cwd=tmp_path,
-        env=clean_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    process = start(tmp_path, *sweep)
     try:
         live = wait_for(running_with_metrics(store, job_num="0"), timeout=300, every=1.0)
         done = run_cli("nnexp-train", *sweep, "sweep.resume=true", cwd=tmp_path)
@@ -80,5 +68,5 @@ def test_resume_while_the_sweep_runs_is_refused_and_kills_nothing(tmp_path, stor
         parents = [r for r in all_runs(store) if r.data.tags.get("nnexp.run_type") == "sweep"]
         assert len(parents) == 1
     finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=60)
+        process.kill()
+        process.communicate(timeout=60)
