@@ -110,7 +110,8 @@ def retrain(cfg: DictConfig, run: Run, output_root: Path) -> str:
     output_root.mkdir(parents=True, exist_ok=True)
     output_dir = Path(tempfile.mkdtemp(prefix=f"{run.info.run_id[:8]}-", dir=output_root))
     ctx = JobContext(launch_dir=Path.cwd(), output_dir=output_dir)
-    threads = int(run.data.tags.get("nnexp.blas_threads", "0")) or None
+    recorded = run.data.tags.get("nnexp.blas_threads", "")
+    threads = int(recorded) if recorded.isdigit() and int(recorded) > 0 else None
     try:
         with threadpool_limits(limits=threads, user_api="blas"):
             outcome = run_job(cfg, ctx, extra_tags={REPRODUCES_TAG: run.info.run_id})
