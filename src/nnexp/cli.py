@@ -135,6 +135,10 @@ def _experiment_ids(client, name: str | None) -> list[str]:
 def _repair(args: argparse.Namespace) -> int:
     from nnexp.tracking.repair import find_dead, mark_killed
 
+    if not 0 <= args.stale_after < float("inf"):
+        raise UserError(
+            f"--stale-after {args.stale_after} must be a number of minutes ≥ 0, e.g. 60"
+        )
     client = _client(args)
     dead = find_dead(client, _experiment_ids(client, args.experiment), args.stale_after * 60)
     for found in dead:
@@ -177,6 +181,10 @@ def _reproduce(args: argparse.Namespace) -> int:
 def _server(args: argparse.Namespace) -> int:
     from nnexp.server import serve
 
+    if not 1 <= args.port <= 65535:
+        raise UserError(f"--port {args.port} is not a TCP port; pass one from 1 to 65535")
+    if args.workers < 1:
+        raise UserError(f"--workers {args.workers} must be 1 or more")
     serve(
         args.host,
         args.port,

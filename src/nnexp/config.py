@@ -23,6 +23,8 @@ from nnexp.data.registry import REGISTRY
 from nnexp.errors import UserError
 from nnexp.tracking.uri import check_scheme
 
+#: The most copies ``train.seeds`` trains in one batched computation.
+MAX_SEEDS = 1000
 PACKAGE_DIR = Path(__file__).resolve().parent
 #: conf/ inside an installed wheel, else the checkout's conf/ beside src/.
 CONF_DIR = next(d for d in (PACKAGE_DIR / "conf", PACKAGE_DIR.parents[1] / "conf") if d.is_dir())
@@ -195,6 +197,15 @@ def check(cfg: DictConfig) -> None:
         raise UserError(f"regularization.l2={cfg.regularization.l2} must be finite, e.g. 1e-4")
     _at_least(cfg, "tracking.log_every", 1)
     _at_least(cfg, "train.seeds", 1)
+    if cfg.train.seeds > MAX_SEEDS:
+        raise UserError(
+            f"train.seeds={cfg.train.seeds} is more than {MAX_SEEDS} copies in one batch; "
+            f"sweep over seed instead (-m seed=range(0,{cfg.train.seeds}))"
+        )
+    if not str(cfg.tracking.experiment).strip():
+        raise UserError(
+            "tracking.experiment is empty; name the experiment, e.g. tracking.experiment=nnexp"
+        )
     _check_dataset(cfg.dataset)
     if cfg.tracking.enabled and cfg.tracking.uri is not None:
         check_scheme(cfg.tracking.uri)
@@ -224,6 +235,8 @@ def _check_dataset(dataset: DictConfig) -> None:
     for key, low in (("n", 2), ("d", 1), ("k", 1), ("noise", 0.0)):
         if key in dataset:
             _at_least(dataset, key, low, prefix="dataset.")
+    if "noise" in dataset and not math.isfinite(dataset.noise):
+        raise UserError(f"dataset.noise={dataset.noise} must be finite, e.g. dataset.noise=0.1")
 
 
 def _value(cfg: DictConfig, key: str) -> Any:

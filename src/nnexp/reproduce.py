@@ -10,13 +10,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import yaml
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from threadpoolctl import threadpool_limits
 
 from nnexp import config, provenance
 from nnexp.errors import UserError
-from nnexp.train import JobContext, run_job
+from nnexp.hydra_errors import hydra_error_line
+from nnexp.safe_yaml import read_mapping
+from nnexp.train import JobContext, discard_unused_output, run_job
 from nnexp.vocabulary import (
     BLAS_THREADS_TAG,
     CODE_VERSION_TAG,
@@ -87,12 +89,26 @@ def logged_config(client: MlflowClient, run: Run, uri: str, folder: Path) -> Dic
             f"run {run.info.run_id} has no config.yaml artifact; only runs of nnexp-train can "
             "be reproduced"
         ) from None
-    loaded = yaml.safe_load(Path(path).read_text())
+    what = f"run {run.info.run_id}'s config.yaml"
+    loaded = read_mapping(Path(path), what)
+    for section in ("tracking", "sweep"):
+        if not isinstance(loaded.get(section), dict):
+            raise UserError(f"{what} has no {section} section; it was not written by nnexp-train")
     experiment = client.get_experiment(run.info.experiment_id).name
     loaded["tracking"].update(uri=uri, experiment=experiment)
     loaded["sweep"]["resume"] = False
     config.register_schemas()
-    return OmegaConf.merge(OmegaConf.structured(config.Config), loaded)
+    try:
+        cfg = OmegaConf.merge(OmegaConf.structured(config.Config), loaded)
+    except OmegaConfBaseException as err:
+        raise UserError(
+            f"{what} does not fit this nnexp's config (written by another version, or edited): "
+            f"{hydra_error_line(err)}"
+        ) from None
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise UserError(f"{what} lacks {', '.join(missing[:3])}; it was written by another version")
+    return cfg
 
 
 def retrain(cfg: DictConfig, run: Run, output_root: Path) -> str:
@@ -101,9 +117,14 @@ def retrain(cfg: DictConfig, run: Run, output_root: Path) -> str:
     output_root.mkdir(parents=True, exist_ok=True)
     output_dir = Path(tempfile.mkdtemp(prefix=f"{run.info.run_id[:8]}-", dir=output_root))
     ctx = JobContext(launch_dir=Path.cwd(), output_dir=output_dir)
-    threads = int(run.data.tags.get(BLAS_THREADS_TAG, "0")) or None
-    with threadpool_limits(limits=threads, user_api="blas"):
-        outcome = run_job(cfg, ctx, extra_tags={REPRODUCES_TAG: run.info.run_id})
+    recorded = run.data.tags.get(BLAS_THREADS_TAG, "")
+    threads = int(recorded) if recorded.isdigit() and int(recorded) > 0 else None
+    try:
+        with threadpool_limits(limits=threads, user_api="blas"):
+            outcome = run_job(cfg, ctx, extra_tags={REPRODUCES_TAG: run.info.run_id})
+    except BaseException:
+        discard_unused_output(output_dir, Path.cwd())
+        raise
     return outcome.run_id
 
 

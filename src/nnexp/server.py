@@ -9,13 +9,11 @@ import sys
 from pathlib import Path
 
 from nnexp import console
-from nnexp.errors import UserError
 from nnexp.privacy import redact
+from nnexp.tracking.auth import admin_password, auth_environment
 from nnexp.tracking.uri import check_scheme, check_sqlite_file, scheme_of, sqlite_path
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-#: The shortest admin password `--auth` accepts.
-MIN_PASSWORD = 12
 
 
 def server_command(
@@ -50,45 +48,18 @@ def prepare_store(backend_uri: str, work_dir: Path) -> str:
     return backend_uri
 
 
-def admin_password() -> str:
-    """The admin password for `--auth`, from $NNEXP_ADMIN_PASSWORD: there is no default."""
-    password = os.environ.get("NNEXP_ADMIN_PASSWORD", "")
-    if len(password) < MIN_PASSWORD:
-        raise UserError(
-            f"--auth needs an admin password of at least {MIN_PASSWORD} characters in "
-            "$NNEXP_ADMIN_PASSWORD; e.g. export NNEXP_ADMIN_PASSWORD=$(openssl rand -base64 18)"
-        )
-    return password
-
-
-def auth_config(folder: Path, password: str) -> Path:
-    """MLflow basic-auth settings (readable by the owner only) with this admin password."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "basic_auth.ini"
-    path.write_text(
-        "[mlflow]\n"
-        "default_permission = READ\n"
-        f"database_uri = sqlite:///{folder / 'basic_auth.db'}\n"
-        "admin_username = admin\n"
-        f"admin_password = {password}\n"
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
-    )
-    path.chmod(0o600)
-    return path
-
-
 def serve(
     host: str, port: int, backend_uri: str | None, artifacts: str | None, workers: int, auth: bool
 ) -> None:
     """Replace this process by `mlflow server` (Ctrl-C and signals reach MLflow directly)."""
-    password = admin_password() if auth else None
+    password = admin_password(dict(os.environ)) if auth else None
     work_dir = Path.cwd()
     backend = prepare_store(backend_uri or f"sqlite:///{work_dir}/mlflow.db", work_dir)
     artifact_dir = (work_dir / (artifacts or "mlartifacts")).resolve()
     artifact_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     if password is not None:
-        env["MLFLOW_AUTH_CONFIG_PATH"] = str(auth_config(work_dir / "mlflow-auth", password))
+        env = auth_environment(env, work_dir / "mlflow-auth", password)
         env.setdefault("MLFLOW_FLASK_SERVER_SECRET_KEY", secrets.token_hex(32))
     if host not in LOOPBACK and not auth:
         console.warning(

@@ -21,7 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from nnexp import config, console, core, privacy, provenance
+from nnexp import config, console, core, memory, privacy, provenance, safe_config
 from nnexp.callbacks import STATE, SweepAborted, write_failure
 from nnexp.data import Dataset, load_dataset
 from nnexp.errors import RUN_FAILED, TrainingDiverged, UserError, exit_code
@@ -60,7 +60,7 @@ class JobContext:
         return cls(
             launch_dir=Path(hc.runtime.cwd),
             output_dir=Path(hc.runtime.output_dir),
-            overrides=list(hc.overrides.task),
+            overrides=OmegaConf.to_container(hc.overrides.task, resolve=False),
             sweep_dir=Path(hc.sweep.dir) if multirun else None,
             job_num=hc.job.num if multirun else None,
         )
@@ -126,14 +126,27 @@ def data_stream(seed: int) -> np.random.Generator:
 
 def prepare(cfg: DictConfig, ctx: JobContext) -> Job:
     """Check ranges, load the dataset, draw or load the initial weights."""
-    config.check(cfg)
-    resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    try:
+        config.check(cfg)
+        resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    except HYDRA_ERRORS as err:
+        key = getattr(err, "full_key", None)
+        what = f"{key}: {str(err).splitlines()[0]}" if key else hydra_error_line(err)
+        raise UserError(f"{what}; fix that value or its ${{…}} interpolation") from None
     spec = dict(resolved["dataset"])
     if spec.get("path") is not None:
         spec["path"] = str(ctx.launch_dir / spec["path"])
+    fix = "lower dataset.n or dataset.d"
+    memory.require(memory.dataset_bytes(spec), f"dataset={spec['name']}", fix)
     dataset = load_dataset(spec, data_stream(spec["seed"]))
     model, dtype = resolved["model"], np.dtype(resolved["model"]["dtype"])
     seeds = range(resolved["seed"], resolved["seed"] + resolved["train"]["seeds"])
+    needed = memory.training_bytes(
+        max(len(dataset.X_train), len(dataset.X_test)), dataset.d, model["hidden"], dataset.k,
+        len(seeds), resolved["optim"]["batch_size"], dtype.itemsize,
+    )  # fmt: skip
+    sizes = f"model.hidden={model['hidden']} with train.seeds={len(seeds)}"
+    memory.require(needed, sizes, "lower model.hidden, train.seeds or optim.batch_size")
     rngs = [model_streams(seed) for seed in seeds]
     if model["init_weights"] is not None:
         W1, W2 = load_weights(
@@ -342,6 +355,7 @@ def main() -> None:
     if hidden:
         console.warning(privacy.ENVIRONMENT_ADVICE)
     config.register_schemas()
+    safe_config.guard_hydra()
     code = 0
     try:
         with sigterm_raises():

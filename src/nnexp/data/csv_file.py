@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import csv
 import math
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from nnexp.data.dataset import Dataset, split_and_scale
 from nnexp.errors import UserError
+from nnexp.safe_files import regular_file
 
 
 class DataError(UserError):
@@ -28,12 +30,24 @@ def load_csv(
     header, rows = _read(path)
     targets = _target_columns(header, target, path)
     values = _to_floats(path, header, rows)
+    with np.errstate(all="ignore"):
+        return _scaled(path, header, targets, values, test_fraction, rng)
+
+
+def _scaled(
+    path: Path,
+    header: list[str],
+    targets: list[str],
+    values: np.ndarray,
+    test_fraction: float,
+    rng: np.random.Generator,
+) -> Dataset:
     _reject_constant(path, header, values)
     target_idx = [header.index(t) for t in targets]
     feature_idx = [i for i in range(len(header)) if i not in target_idx]
     if not feature_idx:
         raise DataError(f"{path}: every column is a target; leave at least one input column")
-    return split_and_scale(
+    dataset = split_and_scale(
         path.stem,
         values[:, feature_idx],
         values[:, target_idx],
@@ -42,16 +56,33 @@ def load_csv(
         [header[i] for i in feature_idx],
         targets,
     )
+    _reject_unscalable(path, dataset)
+    return dataset
+
+
+def _reject_unscalable(path: Path, dataset: Dataset) -> None:
+    """Every scaled value and scale finite: values near the float limits overflow the mean,
+    the standard deviation or the range, and would train on zeros or NaN."""
+    checks = (
+        (dataset.feature_names, dataset.x_scaler, dataset.X_train, dataset.X_test),
+        (dataset.target_names, dataset.y_scaler, dataset.y_train, dataset.y_test),
+    )
+    for names, scaler, *scaled in checks:
+        bad = ~np.isfinite(scaler.offset) | ~np.isfinite(scaler.scale)
+        for part in scaled:
+            bad |= ~np.isfinite(part).all(axis=0)
+        if bad.any():
+            column = names[int(np.argmax(bad))]
+            raise DataError(
+                f"{path}: column {column!r} holds values too large to scale (beyond ±1e150 or "
+                "so, the float range overflows); rescale that column"
+            )
 
 
 def _read(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    if not path.is_file():
-        kind = "is a directory" if path.is_dir() else "does not exist"
-        raise DataError(
-            f"dataset.path={path} {kind}; pass the path of a CSV file with a header row"
-        )
+    regular_file(path, f"dataset.path={path}", error=DataError)
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle)
             lines = [(reader.line_num, row) for row in reader]
     except UnicodeDecodeError as err:
@@ -60,11 +91,13 @@ def _read(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
         ) from None
     except csv.Error as err:
         raise DataError(f"{path} is not a readable CSV file ({err})") from None
+    except OSError as err:
+        raise DataError(f"dataset.path={path} cannot be read ({err.strerror})") from None
     lines = [(number, row) for number, row in lines if any(cell.strip() for cell in row)]
     if not lines:
         raise DataError(f"{path} is empty; it needs a header row and at least 2 data rows")
     header = [cell.strip() for cell in lines[0][1]]
-    duplicates = sorted({name for name in header if header.count(name) > 1})
+    duplicates = sorted(name for name, count in Counter(header).items() if count > 1)
     if duplicates or "" in header:
         problem = f"repeats {', '.join(duplicates)}" if duplicates else "has an empty column name"
         raise DataError(f"{path}: the header {problem}; give every column a unique name")
@@ -83,6 +116,11 @@ def _read(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
 
 
 def _target_columns(header: list[str], target: str | list[str] | None, path: Path) -> list[str]:
+    if isinstance(target, bool) or not isinstance(target, str | list | tuple | None):
+        raise DataError(
+            f"dataset.target={target} is not a column name; quote it "
+            f"(dataset.target='\"{target}\"') or name a column of {path.name}"
+        )
     if target is None or len(target) == 0:
         raise DataError(
             f"dataset.target is not set; name the target column(s) of {path.name}, "

@@ -1,5 +1,7 @@
 """A report as a list of blocks, rendered to markdown and to one self-contained HTML page (images
-inlined as base64 data URIs). Inline `code` spans are the only markup inside text."""
+inlined as base64 data URIs). Inline `code` spans are the only markup inside text: whatever a run
+name, param, tag or column name holds (HTML, markdown, line breaks, backticks), it renders as the
+same literal text in both formats."""
 
 from __future__ import annotations
 
@@ -66,21 +68,40 @@ def to_markdown(blocks: list[Block]) -> str:
 
 def _markdown(block: Block) -> str:
     if isinstance(block, Heading):
-        return f"{'#' * block.level} {block.text}"
+        return f"{'#' * block.level} {_md_inline(block.text)}"
     if isinstance(block, Paragraph):
-        return block.text
+        return _md_inline(block.text)
     if isinstance(block, Bullets):
-        return "\n".join(f"- {item}" for item in block.items)
+        return "\n".join(f"- {_md_inline(item)}" for item in block.items)
     if isinstance(block, Table):
         lines = [_row(block.columns), _row(["---"] * len(block.columns))]
         return "\n".join(lines + [_row(row) for row in block.rows])
     if isinstance(block, Code):
-        return f"```{block.language}\n{block.text.rstrip()}\n```"
-    return f"![{block.caption}]({block.path})\n\n*{block.caption}*"
+        longest = max((len(run) for run in re.findall(r"`+", block.text)), default=0)
+        fence = "`" * max(3, longest + 1)
+        return f"{fence}{block.language}\n{block.text.rstrip()}\n{fence}"
+    caption = _md_inline(block.caption)
+    return f"![{caption}]({block.path})\n\n*{caption}*"
+
+
+#: Line breaks of any kind: inside a block they would end it (or start a heading, list or table).
+LINE_BREAKS = re.compile(r"[\r\n\v\f\x85\u2028\u2029]+")
+#: Characters that make markdown or HTML: backslash-escaped outside code spans. An underscore
+#: inside a word (``test_cost``) makes nothing and stays as it is.
+MARKUP = re.compile(r"[\\`*\[\]<>!~&#]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
+
+
+def _md_inline(text: str) -> str:
+    """One line of markdown that shows ``text`` literally, its `code` spans kept as spans."""
+    parts = re.split(r"(`[^`]+`)", LINE_BREAKS.sub(" ", text))
+    return "".join(
+        part if index % 2 else MARKUP.sub(lambda m: "\\" + m.group(0), part)
+        for index, part in enumerate(parts)
+    )
 
 
 def _row(cells: list[str]) -> str:
-    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+    return "| " + " | ".join(_md_inline(cell).replace("|", "\\|") for cell in cells) + " |"
 
 
 STYLE = """

@@ -94,7 +94,8 @@ def heatmap(records: list[RunRecord], row_key: str, col_key: str, path: Path) ->
     figure = plots.new_figure(1.1 * len(cols) + 2.6, 0.7 * len(rows) + 1.6)
     axes = figure.add_subplot()
     finite = grid[np.isfinite(grid)]
-    norm = LogNorm(finite.min(), finite.max()) if len(finite) and finite.min() > 0 else None
+    spread = len(finite) and 0 < finite.min() < finite.max()
+    norm = LogNorm(finite.min(), finite.max()) if spread else None
     image = axes.imshow(np.ma.masked_invalid(grid), cmap="viridis_r", norm=norm, aspect="auto")
     for (i, j), value in np.ndenumerate(grid):
         text = f"{value:.3g}" if math.isfinite(value) else "—"

@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from nnexp import provenance
 from nnexp.tracking.queries import search_all
 from nnexp.tracking.run import end_run
-from nnexp.vocabulary import HOST_TAG, PID_TAG
+from nnexp.vocabulary import HOST_TAG, PID_TAG, RESUMED_TAG
 
 
 @dataclass(frozen=True)
@@ -31,21 +31,33 @@ def find_dead(
     dead = []
     now_ms = int(time.time() * 1000)
     for run in search_all(client, experiment_ids, "attributes.status = 'RUNNING'"):
-        reason = _why_dead(client, run, stale_after_s, now_ms)
+        reason = why_dead(client, run, stale_after_s, now_ms)
         if reason is not None:
             dead.append(DeadRun(run, reason))
     return dead
 
 
-def _why_dead(client: MlflowClient, run: Run, stale_after_s: float, now_ms: int) -> str | None:
+def process_alive(tags: dict[str, str], started_ms: int) -> bool | None:
+    """Whether the process recorded in a run's ``nnexp.host``/``nnexp.pid`` tags still runs:
+    True or False on this host (pid and process start time), None elsewhere or when the tags
+    are missing or malformed."""
+    host, pid = tags.get(HOST_TAG), tags.get(PID_TAG, "")
+    if host != provenance.host() or not pid.isdigit() or int(pid) == 0:
+        return None
+    started = tags.get(RESUMED_TAG, "")
+    since = max(started_ms, int(started)) if started.isdigit() else started_ms
+    return provenance.process_alive_since(int(pid), since)
+
+
+def why_dead(client: MlflowClient, run: Run, stale_after_s: float, now_ms: int) -> str | None:
+    """Why a RUNNING run's process is gone, or None while it may still run."""
     tags = run.data.tags
     host, pid = tags.get(HOST_TAG), tags.get(PID_TAG)
-    if host == provenance.host() and pid is not None:
-        alive = provenance.process_alive_since(int(pid), run.info.start_time)
-        if alive is False:
-            return f"process {pid} on {host} is gone"
-        if alive is True:
-            return None
+    alive = process_alive(tags, run.info.start_time)
+    if alive is False:
+        return f"process {pid} on {host} is gone"
+    if alive is True:
+        return None
     last = max([run.info.start_time, *(_last_metric_ms(client, run))])
     idle_s = (now_ms - last) / 1000
     if idle_s > stale_after_s:

@@ -104,7 +104,7 @@ def _create(client: MlflowClient, name: str):
     database = sqlite_file(client.tracking_uri)
     if database is not None:
         folder = database.parent / "mlruns"
-        location = (folder / re.sub(r"[^A-Za-z0-9_.-]", "_", name)).as_uri()
+        location = (folder / re.sub(r"[^A-Za-z0-9_.-]|^\.+$", "_", name)).as_uri()
     try:
         client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
     except MlflowException as err:

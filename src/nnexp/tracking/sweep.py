@@ -10,13 +10,14 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from mlflow.entities import Run
+from mlflow.entities import Run, RunTag
 from mlflow.tracking import MlflowClient
 
 from nnexp import plots
 from nnexp.errors import UserError
 from nnexp.privacy import redact, redact_values, reveal
 from nnexp.tracking.queries import children, latest
+from nnexp.tracking.repair import process_alive, why_dead
 from nnexp.tracking.run import RunLog, end_run, provenance_tags
 from nnexp.tracking.store import client_for, open_experiment
 from nnexp.tracking.uri import check_store
@@ -26,6 +27,8 @@ from nnexp.vocabulary import (
     COMMAND_TAG,
     CONFIG_HASH_TAG,
     ERROR_TAG,
+    PID_TAG,
+    RESUMED_TAG,
     RUN_TYPE_TAG,
     SKIP_TAG_PREFIX,
     SWEEP_DIR_TAG,
@@ -35,6 +38,8 @@ from nnexp.vocabulary import (
 )
 
 SWEEP_FILE = ".nnexp_sweep.json"
+#: A RUNNING child from another host is presumed lost on resume after this long without a metric.
+RESUME_STALE_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -48,17 +53,23 @@ class SweepInfo:
     axes: dict[str, str]
     started_ms: int
 
-    def save(self, sweep_dir: Path) -> None:
-        """Write the sweep file; refuse if another sweep already writes into this folder."""
+    @staticmethod
+    def claim(sweep_dir: Path) -> None:
+        """Create the sweep file empty, before any run exists; refuse if another sweep already
+        writes into this folder."""
         try:
-            with (sweep_dir / SWEEP_FILE).open("x") as handle:
-                saved = {**asdict(self), "tracking_uri": redact(self.tracking_uri)}
-                json.dump(saved, handle, indent=1)
+            (sweep_dir / SWEEP_FILE).open("x").close()
         except FileExistsError:
             raise UserError(
                 f"another sweep already writes into {sweep_dir}; wait a second or set "
                 "hydra.sweep.dir to a new folder"
             ) from None
+
+    def save(self, sweep_dir: Path) -> None:
+        """Fill the sweep file claimed by ``claim``, the tracking URI's password redacted (a job
+        takes it from its own command line or environment)."""
+        saved = {**asdict(self), "tracking_uri": redact(self.tracking_uri)}
+        (sweep_dir / SWEEP_FILE).write_text(json.dumps(saved, indent=1))
 
     @classmethod
     def load(cls, sweep_dir: Path) -> SweepInfo | None:
@@ -84,29 +95,78 @@ def start_sweep(
     check_store(uri)
     client = client_for(uri)
     experiment_id = open_experiment(client, experiment)
-    parent = _last_parent(client, experiment_id, sweep_key) if resume else None
-    if parent is not None:
-        parent_id = parent.info.run_id
-        client.update_run(parent_id, status="RUNNING")
-        _kill_orphans(client, experiment_id, parent_id)
-    else:
-        parent_id = client.create_run(
-            experiment_id,
-            run_name=f"sweep {sweep_dir.parent.name} {sweep_dir.name} ({' × '.join(axes)})",
-            tags=redact_values(
-                {
-                    **provenance_tags(),
-                    RUN_TYPE_TAG: "sweep",
-                    SWEEP_KEY_TAG: sweep_key,
-                    COMMAND_TAG: command,
-                }
-            ),
-        ).info.run_id
-        RunLog(client, parent_id).params(axes)
+    SweepInfo.claim(sweep_dir)
+    try:
+        parent_id = _open_parent(client, experiment_id, sweep_dir, axes, sweep_key, command, resume)
+    except BaseException:
+        (sweep_dir / SWEEP_FILE).unlink(missing_ok=True)
+        raise
     client.set_tag(parent_id, SWEEP_DIR_TAG, str(sweep_dir))
     info = SweepInfo(parent_id, uri, experiment_id, axes, int(time.time() * 1000))
     info.save(sweep_dir)
     return info
+
+
+def _open_parent(
+    client: MlflowClient,
+    experiment_id: str,
+    sweep_dir: Path,
+    axes: dict[str, str],
+    sweep_key: str,
+    command: str,
+    resume: bool,
+) -> str:
+    parent = _last_parent(client, experiment_id, sweep_key) if resume else None
+    if parent is not None:
+        dead = _refuse_if_live(client, experiment_id, parent)
+        parent_id = parent.info.run_id
+        now_ms = str(int(time.time() * 1000))
+        client.log_batch(
+            parent_id,
+            tags=[RunTag(k, v) for k, v in {**provenance_tags(), RESUMED_TAG: now_ms}.items()],
+        )
+        client.update_run(parent_id, status="RUNNING")
+        for run, reason in dead:
+            end_run(client, run.info.run_id, "KILLED", f"its job died: {reason}")
+        return parent_id
+    parent_id = client.create_run(
+        experiment_id,
+        run_name=f"sweep {sweep_dir.parent.name} {sweep_dir.name} ({' × '.join(axes)})",
+        tags=redact_values(
+            {
+                **provenance_tags(),
+                RUN_TYPE_TAG: "sweep",
+                SWEEP_KEY_TAG: sweep_key,
+                COMMAND_TAG: command,
+            }
+        ),
+    ).info.run_id
+    RunLog(client, parent_id).params(axes)
+    return parent_id
+
+
+def _refuse_if_live(client: MlflowClient, experiment_id: str, parent: Run) -> list[tuple[Run, str]]:
+    """The RUNNING children of a sweep to resume, each with why its process is gone; UserError
+    if the sweep's own process or a child's may still run (resuming would train it twice)."""
+    parent_id = parent.info.run_id
+    if parent.info.status == "RUNNING" and process_alive(parent.data.tags, parent.info.start_time):
+        raise UserError(
+            f"sweep {parent_id} is still running (process {parent.data.tags[PID_TAG]}); "
+            "wait for it to end or stop it, then resume"
+        )
+    now_ms = int(time.time() * 1000)
+    dead = []
+    for run in children(client, experiment_id, parent_id):
+        if run.info.status != "RUNNING":
+            continue
+        reason = why_dead(client, run, RESUME_STALE_S, now_ms)
+        if reason is None:
+            raise UserError(
+                f"run {run.info.run_id} of sweep {parent_id} may still be training; wait for it, "
+                "or once its process is gone run `nnexp runs repair`, then resume"
+            )
+        dead.append((run, reason))
+    return dead
 
 
 def _last_parent(client: MlflowClient, experiment_id: str, sweep_key: str) -> Run | None:

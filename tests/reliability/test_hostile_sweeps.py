@@ -1,0 +1,72 @@
+"""Sweeps and repair never end what still lives: a sweep refused for a busy folder creates no
+parent run, resuming a sweep whose process or children still run is refused (they stay RUNNING),
+and `nnexp runs repair` refuses a negative age and survives any malformed pid tag."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conftest import (
+    LONG_JOB,
+    all_runs,
+    assert_one_line_error,
+    mlflow_client,
+    run_cli,
+    running_with_metrics,
+    wait_for,
+)
+from nnexp import provenance
+from nnexp.tracking.repair import process_alive
+from reliability.test_faults import start
+
+
+@given(st.text().filter(lambda pid: not (pid.isdigit() and int(pid) > 0)))
+def test_any_malformed_pid_tag_means_unknown(pid):
+    tags = {"nnexp.host": provenance.host(), "nnexp.pid": pid, "nnexp.resumed_ms": pid}
+    assert process_alive(tags, 0) is None
+
+
+def test_repair_survives_a_malformed_pid_and_refuses_a_negative_age(tmp_path, store):
+    client = mlflow_client(store)
+    experiment = client.create_experiment("nnexp")
+    bad = client.create_run(experiment, tags={"nnexp.host": provenance.host(), "nnexp.pid": "x1"})
+    repair = ["nnexp", "runs", "repair", "--tracking-uri", store]
+    for age in ("-1", "nan", "inf"):
+        assert_one_line_error(run_cli(*repair, "--stale-after", age, cwd=tmp_path), "--stale-after")
+    done = run_cli(*repair, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert client.get_run(bad.info.run_id).info.status == "RUNNING"
+    done = run_cli(*repair, "--stale-after", "0", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert client.get_run(bad.info.run_id).info.status == "KILLED"
+
+
+def test_a_sweep_refused_for_a_busy_folder_creates_no_parent(tmp_path, store):
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / ".nnexp_sweep.json").write_text("{}")
+    done = run_cli(
+        "nnexp-train", "-m", f"tracking.uri={store}", f"hydra.sweep.dir={busy}",
+        "optim.epochs=1", "optim.lr=0.5,1", cwd=tmp_path,
+    )  # fmt: skip
+    assert_one_line_error(done, "another sweep already writes into")
+    assert all_runs(store) == []
+    assert (busy / ".nnexp_sweep.json").read_text() == "{}"
+
+
+@pytest.mark.slow
+def test_resume_while_the_sweep_runs_is_refused_and_kills_nothing(tmp_path, store):
+    sweep = ["-m", f"tracking.uri={store}", *LONG_JOB, "model.hidden=48,49"]
+    process = start(tmp_path, *sweep)
+    try:
+        live = wait_for(running_with_metrics(store, job_num="0"), timeout=300, every=1.0)
+        done = run_cli("nnexp-train", *sweep, "sweep.resume=true", cwd=tmp_path)
+        assert_one_line_error(done, "still running", "then resume")
+        assert mlflow_client(store).get_run(live.info.run_id).info.status == "RUNNING"
+        parents = [r for r in all_runs(store) if r.data.tags.get("nnexp.run_type") == "sweep"]
+        assert len(parents) == 1
+    finally:
+        process.kill()
+        process.communicate(timeout=60)
