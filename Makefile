@@ -1,11 +1,21 @@
 # Two commands on a fresh machine:  `make run`  and  `make test`.
 # Each creates .venv if missing and installs the pinned dependencies from uv.lock.
+# PYTHON=/path/to/python3.13 builds and uses .venv-3.13 instead (one venv per Python, side by side).
 SHELL := /bin/bash
 PYTHON ?= python3
 UV_VERSION := 0.13.8
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
-VENV := .venv
+ifeq ($(origin PYTHON),file)
+VENV ?= .venv
+else
+PYTHON_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+ifeq ($(PYTHON_VERSION),)
+$(error PYTHON=$(PYTHON) does not run; name a Python 3.11, 3.12 or 3.13, e.g. PYTHON=$$(PYENV_VERSION=3.13.0 pyenv which python3.13))
+endif
+VENV ?= .venv-$(PYTHON_VERSION)
+endif
+export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 # Byte-compile at install: these machines set PYTHONDONTWRITEBYTECODE, and compiling mlflow
 # on every start costs seconds per process.
@@ -59,4 +69,4 @@ bench: setup
 	$(VENV)/bin/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) $(TOOLS)
+	rm -rf $(VENV) .venv-3.* $(TOOLS)

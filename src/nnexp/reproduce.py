@@ -16,6 +16,7 @@ from threadpoolctl import threadpool_limits
 
 from nnexp import config, provenance
 from nnexp.errors import UserError
+from nnexp.tracking.uri import scheme_of
 from nnexp.train import JobContext, run_job
 
 if TYPE_CHECKING:
@@ -73,13 +74,21 @@ def provenance_warnings(run: Run) -> list[str]:
 def logged_config(client: MlflowClient, run: Run, uri: str, folder: Path) -> DictConfig:
     """The run's resolved config.yaml as a typed config, pointed at ``uri`` and the run's
     experiment, with resume off (it would skip the retraining)."""
-    try:
-        path = client.download_artifacts(run.info.run_id, "config.yaml", str(folder))
-    except Exception:
+    from nnexp.tracking.store import store_errors
+
+    run_id, artifacts = run.info.run_id, run.info.artifact_uri
+    if artifacts.startswith("mlflow-artifacts:") and scheme_of(uri) not in ("http", "https"):
         raise UserError(
-            f"run {run.info.run_id} has no config.yaml artifact; only runs of nnexp-train can "
-            "be reproduced"
-        ) from None
+            f"run {run_id} keeps its artifacts on a tracking server ({artifacts}), and only "
+            "that server can hand them out: pass its address, --tracking-uri http://HOST:PORT"
+        )
+    with store_errors(uri):
+        if "config.yaml" not in {entry.path for entry in client.list_artifacts(run_id)}:
+            raise UserError(
+                f"run {run_id} has no config.yaml artifact; only runs of nnexp-train can "
+                "be reproduced"
+            )
+        path = client.download_artifacts(run_id, "config.yaml", str(folder))
     loaded = yaml.safe_load(Path(path).read_text())
     experiment = client.get_experiment(run.info.experiment_id).name
     loaded["tracking"].update(uri=uri, experiment=experiment)

@@ -1,5 +1,6 @@
 """Tracking URIs: resolve the default, accept only stores nnexp supports, and check them before a
-run opens (an SQLite file's folder and format, a server's reachability). No MLflow import."""
+run opens (an SQLite file's folder and format, a server's or a database's reachability). No
+MLflow import."""
 
 from __future__ import annotations
 
@@ -16,6 +17,10 @@ SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql")
 SQLITE_MAGIC = b"SQLite format 3\x00"
 #: Seconds to wait for a tracking server's health check before giving up.
 SERVER_TIMEOUT = 5.0
+#: Seconds to wait for a database server to accept a connection (MLflow itself retries ~100 s).
+DATABASE_TIMEOUT = 5
+#: The driver each database scheme needs, and the extra that installs it.
+DRIVERS = {"postgresql": ("psycopg", "postgres")}
 
 
 def resolve_uri(configured: str | None, launch_dir: Path) -> str:
@@ -71,6 +76,8 @@ def check_store(uri: str) -> None:
         check_sqlite_file(Path(uri[len("sqlite:///") :]))
     elif scheme in ("http", "https"):
         check_server(uri)
+    elif scheme in DRIVERS:
+        check_database(uri)
 
 
 def check_sqlite_file(path: Path) -> None:
@@ -118,3 +125,48 @@ def check_server(uri: str) -> None:
             f"cannot reach the MLflow server at {uri} ({reason}); start it with `nnexp server` "
             "or fix tracking.uri"
         ) from None
+
+
+def check_database(uri: str) -> None:
+    """The database server accepts one connection to the named database within
+    DATABASE_TIMEOUT seconds (the message names host, port and database, never a password)."""
+    import sqlalchemy
+
+    scheme = scheme_of(uri)
+    module, extra = DRIVERS[scheme]
+    try:
+        engine = sqlalchemy.create_engine(
+            uri,
+            poolclass=sqlalchemy.pool.NullPool,
+            connect_args={"connect_timeout": DATABASE_TIMEOUT},
+        )
+        with engine.connect():
+            pass
+    except ModuleNotFoundError:
+        raise UserError(
+            f"a {scheme}:// store needs the {module} driver: install nnexp[{extra}] "
+            "(`make setup` does)"
+        ) from None
+    except sqlalchemy.exc.ArgumentError as err:
+        raise UserError(f"the tracking URI {_where(uri)} is malformed ({err})") from None
+    except sqlalchemy.exc.DBAPIError as err:
+        raise UserError(
+            f"cannot connect to the database {_where(uri)} ({_database_reason(err)}); start the "
+            "database server, create the database, or fix the URI"
+        ) from None
+
+
+def _where(uri: str) -> str:
+    """A database URI without its user and password: scheme://host:port/database."""
+    parts = urlparse(uri)
+    host = parts.hostname or "localhost"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def _database_reason(err: Exception) -> str:
+    """The driver's reason on one line: what follows its last 'failed:', without 'FATAL:'."""
+    text = str(getattr(err, "orig", None) or err)
+    line = next((part.strip() for part in text.splitlines() if part.strip()), text)
+    reason = line.rsplit("failed: ", 1)[-1]
+    return " ".join(reason.removeprefix("FATAL:").split())[:300]
