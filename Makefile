@@ -21,7 +21,7 @@ export UV_PYTHON_DOWNLOADS := never
 # on every start costs seconds per process.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: setup run test test-fast lint bench browser clean
+.PHONY: setup run test test-fast lint bench browser services clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -42,8 +42,15 @@ run: setup
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
-## test: the whole suite, sweeps, servers and browser included
-test: setup browser
+## services: PostgreSQL and Ceph's RADOS Gateway (S3) for the store tests (installed when missing)
+services:
+	@{ ls /usr/lib/postgresql/*/bin/initdb && command -v ceph-mon && command -v ceph-osd \
+	   && command -v radosgw; } >/dev/null 2>&1 \
+	 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      postgresql ceph-mon ceph-osd radosgw >/dev/null; }
+
+## test: the whole suite, sweeps, servers, stores and browser included
+test: setup browser services
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 ## test-fast: the suite without the slow sweep/server/browser tests

@@ -16,6 +16,9 @@ from nnexp.tracking.uri import check_scheme, check_store, scheme_of, sqlite_path
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 #: The shortest admin password `--auth` accepts.
 MIN_PASSWORD = 12
+#: Seconds a busy worker may take to answer uvicorn's health ping before it is killed and
+#: restarted (uvicorn's 5 s default kills workers mid-request on a loaded machine, losing writes).
+WORKER_HEALTHCHECK = 60
 
 
 def server_command(
@@ -30,6 +33,7 @@ def server_command(
         "--backend-store-uri", backend_uri,
         "--artifacts-destination", artifacts,
         "--workers", str(workers),
+        "--uvicorn-opts", f"--timeout-worker-healthcheck {WORKER_HEALTHCHECK}",
     ]  # fmt: skip
     if auth:
         command += ["--app-name", "basic-auth"]
