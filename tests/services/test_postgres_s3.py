@@ -47,8 +47,8 @@ def postgres_sweep(postgres, tmp_path_factory):
     folder = tmp_path_factory.mktemp("postgres-sweep")
     database = postgres.createdb("sweep")
     server = ServerProcess(folder / "server", free_port(), "--backend-store-uri", database)
-    server.start()
     try:
+        server.start()
         sweep(folder / "launch", server.uri, *GRID)
         yield server.uri, database
     finally:
@@ -157,8 +157,8 @@ def test_a_production_server_keeps_every_artifact_in_s3(postgres, s3, tmp_path):
         "--artifacts-destination", f"s3://{BUCKET}/mlflow",
         env=env,
     )  # fmt: skip
-    server.start()
     try:
+        server.start()
         sweep(tmp_path / "launch", server.uri, "model.hidden=2,3")
         parents, found = sweep_runs(server.uri)
         assert len(found) == 2
