@@ -19,8 +19,8 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 SERVER_TIMEOUT = 5.0
 #: Seconds to wait for a database server to accept a connection (MLflow itself retries ~100 s).
 DATABASE_TIMEOUT = 5
-#: The driver each database scheme needs, and the extra that installs it.
-DRIVERS = {"postgresql": ("psycopg", "postgres")}
+#: The database schemes checked before a run, each with the extra that installs its driver.
+DATABASE_EXTRAS = {"postgresql": "postgres"}
 
 
 def resolve_uri(configured: str | None, launch_dir: Path) -> str:
@@ -76,7 +76,7 @@ def check_store(uri: str) -> None:
         check_sqlite_file(Path(uri[len("sqlite:///") :]))
     elif scheme in ("http", "https"):
         check_server(uri)
-    elif scheme in DRIVERS:
+    elif scheme in DATABASE_EXTRAS:
         check_database(uri)
 
 
@@ -133,7 +133,6 @@ def check_database(uri: str) -> None:
     import sqlalchemy
 
     scheme = scheme_of(uri)
-    module, extra = DRIVERS[scheme]
     try:
         engine = sqlalchemy.create_engine(
             uri,
@@ -142,13 +141,16 @@ def check_database(uri: str) -> None:
         )
         with engine.connect():
             pass
-    except ModuleNotFoundError:
+    except ModuleNotFoundError as err:
         raise UserError(
-            f"a {scheme}:// store needs the {module} driver: install nnexp[{extra}] "
-            "(`make setup` does)"
+            f"a {scheme}:// store needs the {err.name} driver: install nnexp"
+            f"[{DATABASE_EXTRAS[scheme]}] (`make setup` does)"
         ) from None
-    except sqlalchemy.exc.ArgumentError as err:
-        raise UserError(f"the tracking URI {_where(uri)} is malformed ({err})") from None
+    except (sqlalchemy.exc.ArgumentError, ValueError) as err:
+        raise UserError(
+            f"the {scheme}:// URI is malformed ({err}); write it as "
+            f"{scheme}://USER:PASSWORD@HOST:PORT/DATABASE"
+        ) from None
     except sqlalchemy.exc.DBAPIError as err:
         raise UserError(
             f"cannot connect to the database {_where(uri)} ({_database_reason(err)}); start the "
