@@ -26,6 +26,9 @@ EPOCHS = 30
 JOBS = 24
 GRID = ["model.hidden=1,2,3,4,5,6", "optim.lr=0.25,0.5,1,2"]
 BUCKET = "nnexp-artifacts"
+#: A hang detector for a server's start: migrating a fresh PostgreSQL schema and starting the
+#: workers takes minutes on a machine loaded by other jobs.
+SERVER_START = 600
 
 
 def sweep(folder: Path, uri: str, *args: str, env: dict | None = None):
@@ -48,7 +51,7 @@ def postgres_sweep(postgres, tmp_path_factory):
     database = postgres.createdb("sweep")
     server = ServerProcess(folder / "server", free_port(), "--backend-store-uri", database)
     try:
-        server.start()
+        server.start(timeout=SERVER_START)
         sweep(folder / "launch", server.uri, *GRID)
         yield server.uri, database
     finally:
@@ -158,7 +161,7 @@ def test_a_production_server_keeps_every_artifact_in_s3(postgres, s3, tmp_path):
         env=env,
     )  # fmt: skip
     try:
-        server.start()
+        server.start(timeout=SERVER_START)
         sweep(tmp_path / "launch", server.uri, "model.hidden=2,3")
         parents, found = sweep_runs(server.uri)
         assert len(found) == 2
