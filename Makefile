@@ -1,17 +1,27 @@
 # Two commands on a fresh machine:  `make run`  and  `make test`.
 # Each creates .venv if missing and installs the pinned dependencies from uv.lock.
+# PYTHON=/path/to/python3.13 builds and uses .venv-3.13 instead (one venv per Python, side by side).
 SHELL := /bin/bash
 PYTHON ?= python3
 UV_VERSION := 0.13.8
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
-VENV := .venv
+ifeq ($(origin PYTHON),file)
+VENV ?= .venv
+else
+PYTHON_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+ifeq ($(PYTHON_VERSION),)
+$(error PYTHON=$(PYTHON) does not run; name a Python 3.11, 3.12 or 3.13, e.g. PYTHON=$$(PYENV_VERSION=3.13.0 pyenv which python3.13))
+endif
+VENV ?= .venv-$(PYTHON_VERSION)
+endif
+export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 # Byte-compile at install: these machines set PYTHONDONTWRITEBYTECODE, and compiling mlflow
 # on every start costs seconds per process.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: setup run test test-fast lint bench browser clean
+.PHONY: setup run test test-fast lint bench browser services clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -35,8 +45,15 @@ browser:
 # Two pytest-xdist workers; tests marked with one xdist_group share a worker (and its fixtures).
 PARALLEL ?= -n 2 --dist loadgroup
 
-## test: the whole suite, sweeps, servers and browser included
-test: setup browser
+## services: PostgreSQL and Ceph's RADOS Gateway (S3) for the store tests (installed when missing)
+services:
+	@{ ls /usr/lib/postgresql/*/bin/initdb && command -v ceph-mon && command -v ceph-osd \
+	   && command -v radosgw; } >/dev/null 2>&1 \
+	 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      postgresql ceph-mon ceph-osd radosgw >/dev/null; }
+
+## test: the whole suite, sweeps, servers, stores and browser included
+test: setup browser services
 	$(VENV)/bin/pytest $(PARALLEL) $(PYTEST_ARGS)
 
 ## test-fast: the suite without the slow sweep/server/browser tests (run it after every change)
@@ -62,4 +79,4 @@ bench: setup
 	$(VENV)/bin/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) $(TOOLS)
+	rm -rf $(VENV) .venv-3.* $(TOOLS)

@@ -248,9 +248,9 @@ class ServerProcess:
         self.log = folder / "server.log"
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> ServerProcess:
+    def start(self, timeout: float = 90) -> ServerProcess:
         """Start the server, its output to server.log in its folder (a pipe nobody reads would
-        fill up with access-log lines and stall the server)."""
+        fill up with access-log lines and stall the server); ``timeout`` is a hang detector."""
         self.folder.mkdir(parents=True, exist_ok=True)
         with self.log.open("a") as log:
             self.process = subprocess.Popen(
@@ -263,7 +263,7 @@ class ServerProcess:
                 start_new_session=True,
             )
         try:
-            wait_for(lambda: healthy(self.uri) or self.process.poll() is not None, timeout=300)
+            wait_for(lambda: healthy(self.uri) or self.process.poll() is not None, timeout=timeout)
             assert self.process.poll() is None, self.log.read_text()
         except BaseException:
             self.stop()

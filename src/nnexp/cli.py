@@ -111,7 +111,8 @@ def _store_option(command: argparse.ArgumentParser) -> None:
 
 
 def _client(args: argparse.Namespace):
-    from nnexp.tracking.store import client_for
+    """A client for the store of --tracking-uri, checked first (before MLflow is imported, so a
+    store that cannot work is one line within seconds)."""
     from nnexp.tracking.uri import check_store, resolve_uri, sqlite_file
 
     uri = resolve_uri(args.tracking_uri, Path.cwd())
@@ -119,6 +120,8 @@ def _client(args: argparse.Namespace):
     if database is not None and not database.is_file():
         raise UserError(f"no MLflow store at {uri}; pass --tracking-uri or run from its folder")
     check_store(uri)
+    from nnexp.tracking.store import client_for
+
     return client_for(uri)
 
 
@@ -153,10 +156,11 @@ def _repair(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    client = _client(args)
     from nnexp.config import CONF_DIR
     from nnexp.report.make import make_report
 
-    written = make_report(_client(args), args.target, CONF_DIR / "experiment", args.out)
+    written = make_report(client, args.target, CONF_DIR / "experiment", args.out)
     logged = f"; logged to run {written.logged_to}" if written.logged_to else ""
     console.info(
         f"report of {args.target} ({written.runs} runs): {written.folder / 'report.md'}, "
@@ -166,9 +170,10 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
+    client = _client(args)
     from nnexp.reproduce import reproduce
 
-    new, differences = reproduce(_client(args), args.run_id, console.warning)
+    new, differences = reproduce(client, args.run_id, console.warning)
     for found in differences:
         console.info(f"{found.name}: {found.difference or 'identical'}")
     if any(found.difference for found in differences):

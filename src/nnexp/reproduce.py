@@ -18,6 +18,7 @@ from nnexp import config, provenance
 from nnexp.errors import UserError
 from nnexp.hydra_errors import hydra_error_line
 from nnexp.safe_yaml import read_mapping
+from nnexp.tracking.uri import scheme_of
 from nnexp.train import JobContext, discard_unused_output, run_job
 from nnexp.vocabulary import (
     BLAS_THREADS_TAG,
@@ -82,13 +83,21 @@ def provenance_warnings(run: Run) -> list[str]:
 def logged_config(client: MlflowClient, run: Run, uri: str, folder: Path) -> DictConfig:
     """The run's resolved config.yaml as a typed config, pointed at ``uri`` and the run's
     experiment, with resume off (it would skip the retraining)."""
-    try:
-        path = client.download_artifacts(run.info.run_id, "config.yaml", str(folder))
-    except Exception:
+    from nnexp.tracking.store import store_errors
+
+    run_id, artifacts = run.info.run_id, run.info.artifact_uri
+    if artifacts.startswith("mlflow-artifacts:") and scheme_of(uri) not in ("http", "https"):
         raise UserError(
-            f"run {run.info.run_id} has no config.yaml artifact; only runs of nnexp-train can "
-            "be reproduced"
-        ) from None
+            f"run {run_id} keeps its artifacts on a tracking server ({artifacts}), and only "
+            "that server can hand them out: pass its address, --tracking-uri http://HOST:PORT"
+        )
+    with store_errors(uri):
+        if "config.yaml" not in {entry.path for entry in client.list_artifacts(run_id)}:
+            raise UserError(
+                f"run {run_id} has no config.yaml artifact; only runs of nnexp-train can "
+                "be reproduced"
+            )
+        path = client.download_artifacts(run_id, "config.yaml", str(folder))
     what = f"run {run.info.run_id}'s config.yaml"
     loaded = read_mapping(Path(path), what)
     for section in ("tracking", "sweep"):

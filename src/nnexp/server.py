@@ -1,5 +1,6 @@
 """`nnexp server`: an MLflow tracking server for jobs on other machines, bound to 127.0.0.1
-unless a host is given, with an SQLite store and an artifact folder under the working folder."""
+unless a host is given; by default with an SQLite store and an artifact folder under the working
+folder, or any database URI and artifact URI (postgresql://…, s3://…) given."""
 
 from __future__ import annotations
 
@@ -7,17 +8,21 @@ import os
 import secrets
 import sys
 from pathlib import Path
+from urllib.parse import urlparse
 
 from nnexp import console
 from nnexp.privacy import redact
 from nnexp.tracking.auth import admin_password, auth_environment
-from nnexp.tracking.uri import check_scheme, check_sqlite_file, scheme_of, sqlite_path
+from nnexp.tracking.uri import check_scheme, check_store, scheme_of, sqlite_path
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+#: Seconds a busy worker may take to answer uvicorn's health ping before it is killed and
+#: restarted (uvicorn's 5 s default kills workers mid-request on a loaded machine, losing writes).
+WORKER_HEALTHCHECK = 60
 
 
 def server_command(
-    host: str, port: int, backend_uri: str, artifacts: Path, workers: int, auth: bool
+    host: str, port: int, backend_uri: str, artifacts: str, workers: int, auth: bool
 ) -> list[str]:
     """The `mlflow server` command line."""
     command = [
@@ -26,8 +31,9 @@ def server_command(
         "--host", host,
         "--port", str(port),
         "--backend-store-uri", backend_uri,
-        "--artifacts-destination", str(artifacts),
+        "--artifacts-destination", artifacts,
         "--workers", str(workers),
+        "--uvicorn-opts", f"--timeout-worker-healthcheck {WORKER_HEALTHCHECK}",
     ]  # fmt: skip
     if auth:
         command += ["--app-name", "basic-auth"]
@@ -39,13 +45,22 @@ def prepare_store(backend_uri: str, work_dir: Path) -> str:
     (several workers migrating a fresh SQLite file at once race on it)."""
     check_scheme(backend_uri)
     if scheme_of(backend_uri) == "sqlite":
-        path = sqlite_path(backend_uri, work_dir)
-        check_sqlite_file(path)
-        backend_uri = f"sqlite:///{path}"
+        backend_uri = f"sqlite:///{sqlite_path(backend_uri, work_dir)}"
+    check_store(backend_uri)
     from nnexp.tracking.store import client_for, open_experiment
 
     open_experiment(client_for(backend_uri), "Default")
     return backend_uri
+
+
+def artifact_destination(artifacts: str, work_dir: Path) -> str:
+    """Where the server keeps artifacts: a URI with a scheme (s3://bucket/path, gs://…) as given,
+    MLflow's to use; anything else a local folder, made absolute and created."""
+    if len(urlparse(artifacts).scheme) > 1:
+        return artifacts
+    folder = (work_dir / artifacts).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(folder)
 
 
 def serve(
@@ -55,8 +70,7 @@ def serve(
     password = admin_password(dict(os.environ)) if auth else None
     work_dir = Path.cwd()
     backend = prepare_store(backend_uri or f"sqlite:///{work_dir}/mlflow.db", work_dir)
-    artifact_dir = (work_dir / (artifacts or "mlartifacts")).resolve()
-    artifact_dir.mkdir(parents=True, exist_ok=True)
+    destination = artifact_destination(artifacts or "mlartifacts", work_dir)
     env = dict(os.environ)
     if password is not None:
         env = auth_environment(env, work_dir / "mlflow-auth", password)
@@ -66,9 +80,9 @@ def serve(
             f"nnexp server: listening on {host} without authentication: anyone who reaches it "
             "can read and change runs; see the README's section on `--auth`"
         )
-    command = server_command(host, port, backend, artifact_dir, workers, auth)
+    command = server_command(host, port, backend, destination, workers, auth)
     console.info(
-        f"nnexp server: http://{host}:{port} · store {redact(backend)} · artifacts {artifact_dir}"
+        f"nnexp server: http://{host}:{port} · store {redact(backend)} · artifacts {destination}"
     )
     sys.stdout.flush()  # exec discards what Python still buffers
     os.execve(command[0], command, env)

@@ -135,7 +135,7 @@ def _figures(records: list[RunRecord], keys: list[str], folder: Path) -> list[Bl
 def _ranking(records: list[RunRecord], axes: list[str]) -> list[Block]:
     def rank(record: RunRecord) -> tuple:
         value = record.final("test")
-        return (not math.isfinite(value), value if math.isfinite(value) else 0.0, record.run_id)
+        return (not math.isfinite(value), value if math.isfinite(value) else 0.0)
 
     rows = [
         [
@@ -163,7 +163,6 @@ def _failures(records: list[RunRecord]) -> list[Block]:
     if not failed:
         return [Heading(2, "Failed runs"), Paragraph("None: every run finished.")]
     rows = [
-        [f"`{r.run_id}`", r.name, r.status, " ".join(r.reason.split())[:300] or "—"]
-        for r in sorted(failed, key=lambda r: r.run_id)
+        [f"`{r.run_id}`", r.name, r.status, " ".join(r.reason.split())[:300] or "—"] for r in failed
     ]
     return [Heading(2, "Failed runs"), Table(["run id", "run", "status", "reason"], rows)]

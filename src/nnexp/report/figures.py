@@ -42,7 +42,7 @@ def cost_curves(
         shown = [r for r in records if facet is None or r.params.get(facet_key) == facet]
         for row, split in enumerate(SPLITS):
             axes = grid[row][column]
-            for record in sorted(shown, key=lambda r: (value_order(colour_of[r.run_id]), r.run_id)):
+            for record in sorted(shown, key=lambda r: value_order(colour_of[r.run_id])):
                 curve = record.curves.get(split)
                 if curve is not None and len(curve.steps):
                     label = colour_of[record.run_id]

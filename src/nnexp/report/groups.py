@@ -77,4 +77,4 @@ def _across(runs: list[RunRecord], split: str) -> Curve:
 
 
 def _sort_key(record: RunRecord, keys: list[str]) -> tuple:
-    return (*(value_order(record.params.get(k, "")) for k in keys), record.run_id)
+    return tuple(value_order(record.params.get(k, "")) for k in keys)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from nnexp.errors import UserError
-from nnexp.vocabulary import ERROR_TAG, SPLITS, STATUS_TAG, cost_key
+from nnexp.vocabulary import CONFIG_HASH_TAG, ERROR_TAG, SPLITS, STATUS_TAG, cost_key
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -67,9 +67,14 @@ def status_label(run: Run) -> str:
     return run.data.tags.get(STATUS_TAG) or run.info.status.lower()
 
 
+def _content_order(run: Run) -> tuple[str, str]:
+    return run.data.tags.get(CONFIG_HASH_TAG, ""), run.info.run_id
+
+
 def read_records(client: MlflowClient, runs: list[Run]) -> list[RunRecord]:
-    """Every run with its cost histories, in run-id order; refuses a set without any cost."""
-    records = [_record(client, run) for run in sorted(runs, key=lambda r: r.info.run_id)]
+    """Every run with its cost histories, ordered by what it trained (its config hash, then its
+    id), so the same runs in any store come in the same order; refuses a set without any cost."""
+    records = [_record(client, run) for run in sorted(runs, key=_content_order)]
     if not any(record.curves for record in records):
         raise UserError(
             f"none of the {len(records)} run(s) recorded a cost metric (train_cost or "

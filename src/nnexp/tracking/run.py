@@ -106,7 +106,8 @@ def open_run(
     experiment_id: str, name: str, parent_run_id: str | None, tags: Mapping[str, str]
 ) -> Iterator[RunLog]:
     """A run that ends FINISHED when the block completes, KILLED on SIGINT/SIGTERM and FAILED on
-    any other exception, with the reason in the ``nnexp.error`` tag; queued points go first."""
+    any other exception, with the reason in the ``nnexp.error`` tag; queued points go first (a
+    run whose last points cannot be sent ends FAILED, not FINISHED without them)."""
     active = mlflow.start_run(
         experiment_id=experiment_id,
         run_name=name,
@@ -117,6 +118,7 @@ def open_run(
     try:
         with sigterm_raises():
             yield log
+            log.flush()
     except (KeyboardInterrupt, Terminated) as err:
         _close(log, "KILLED", "killed", str(err) or "interrupted (Ctrl-C)")
         raise

@@ -1,5 +1,6 @@
 """Tracking URIs: resolve the default, accept only stores nnexp supports, and check them before a
-run opens (an SQLite file's folder and format, a server's reachability). No MLflow import."""
+run opens (an SQLite file's folder and format, a server's or a database's reachability). No
+MLflow import."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql")
 SQLITE_MAGIC = b"SQLite format 3\x00"
 #: Seconds to wait for a tracking server's health check before giving up.
 SERVER_TIMEOUT = 5.0
+#: Seconds to wait for a database server to accept a connection (MLflow itself retries ~100 s).
+DATABASE_TIMEOUT = 5
+#: The database schemes checked before a run, each with the extra that installs its driver.
+DATABASE_EXTRAS = {"postgresql": "postgres"}
 
 
 def resolve_uri(configured: str | None, launch_dir: Path) -> str:
@@ -77,6 +82,8 @@ def check_store(uri: str) -> None:
         check_sqlite_file(Path(uri[len("sqlite:///") :]))
     elif scheme in ("http", "https"):
         check_server(uri)
+    elif scheme in DATABASE_EXTRAS:
+        check_database(uri)
 
 
 def check_sqlite_file(path: Path) -> None:
@@ -139,3 +146,50 @@ def check_server(uri: str) -> None:
             f"cannot reach the MLflow server at {shown} ({reason}); start it with `nnexp server` "
             "or fix tracking.uri"
         ) from None
+
+
+def check_database(uri: str) -> None:
+    """The database server accepts one connection to the named database within
+    DATABASE_TIMEOUT seconds (the message names host, port and database, never a password)."""
+    import sqlalchemy
+
+    scheme = scheme_of(uri)
+    try:
+        engine = sqlalchemy.create_engine(
+            uri,
+            poolclass=sqlalchemy.pool.NullPool,
+            connect_args={"connect_timeout": DATABASE_TIMEOUT},
+        )
+        with engine.connect():
+            pass
+    except ModuleNotFoundError as err:
+        raise UserError(
+            f"a {scheme}:// store needs the {err.name} driver: install nnexp"
+            f"[{DATABASE_EXTRAS[scheme]}] (`make setup` does)"
+        ) from None
+    except (sqlalchemy.exc.ArgumentError, ValueError) as err:
+        raise UserError(
+            f"the {scheme}:// URI is malformed ({err}); write it as "
+            f"{scheme}://USER:PASSWORD@HOST:PORT/DATABASE"
+        ) from None
+    except sqlalchemy.exc.DBAPIError as err:
+        raise UserError(
+            f"cannot connect to the database {_where(uri)} ({_database_reason(err)}); start the "
+            "database server, create the database, or fix the URI"
+        ) from None
+
+
+def _where(uri: str) -> str:
+    """A database URI without its user and password: scheme://host:port/database."""
+    parts = urlsplit(uri)
+    host = parts.hostname or "localhost"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def _database_reason(err: Exception) -> str:
+    """The driver's reason on one line: what follows its last 'failed:', without 'FATAL:'."""
+    text = str(getattr(err, "orig", None) or err)
+    line = next((part.strip() for part in text.splitlines() if part.strip()), text)
+    reason = line.rsplit("failed: ", 1)[-1]
+    return " ".join(reason.removeprefix("FATAL:").split())[:300]
