@@ -9,7 +9,10 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from conftest import free_port, wait_for
 
@@ -228,7 +231,7 @@ class SlurmCluster:
                     "AccountingStorageHost=localhost",
                     f"AccountingStoragePort={self.dbd_port}",
                     f"AccountingStoragePass={self.munge_socket}",
-                    "NodeName=localhost NodeAddr=127.0.0.1 CPUs=2 RealMemory=4096 State=UNKNOWN",
+                    "NodeName=localhost NodeAddr=127.0.0.1 CPUs=2 RealMemory=8192 State=UNKNOWN",
                     "PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP",
                     "",
                 ]
@@ -258,3 +261,14 @@ def started(folder: Path) -> SlurmCluster:
     cluster = SlurmCluster(folder).start()
     print(f"SLURM up in {time.monotonic() - began:.1f} s in {folder}")
     return cluster
+
+
+@pytest.fixture(scope="session")
+def slurm(tmp_path_factory) -> Iterator[SlurmCluster]:
+    """The cluster, started once for the session; its start fails the tests that use it with
+    the daemon's reason (SLURM not installed, a daemon that exits)."""
+    cluster = started(tmp_path_factory.mktemp("slurm"))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
