@@ -3,7 +3,10 @@ for memory, its node lost) recorded as a failed job of the sweep instead of endi
 
 from __future__ import annotations
 
+import itertools
 import logging
+import signal
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from nnexp import console
 from nnexp.callbacks import STATE, write_failure
+from nnexp.errors import RunFailed
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +30,18 @@ HINTS = {
     "NODE_FAIL": "its node failed",
     "PREEMPTED": "preempted",
 }
+#: States of a job that ended without running to its end: no result will come.
+LOST_STATES = (
+    "BOOT_FAIL",
+    "CANCELLED",
+    "DEADLINE",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "PREEMPTED",
+    "TIMEOUT",
+)
+#: Seconds between two questions to SLURM's accounting about the jobs still waited for.
+POLL_S = 10
 #: States in which the job was stopped from outside rather than failing: its run ends KILLED.
 KILLED_STATES = ("CANCELLED", "PREEMPTED")
 
@@ -39,10 +55,48 @@ def lost_reason(job_id: str, state: str) -> str:
     return f"SLURM job {job_id} ended {word}: {hint}"
 
 
+def wait(job: Any) -> None:
+    """Until the job has written its result (checked every second) or SLURM's accounting says it
+    ended (asked every POLL_S seconds, one sacct call for all the sweep's jobs)."""
+    for tick in itertools.count():
+        if job.done(force_check=tick % POLL_S == 0):
+            return
+        time.sleep(1)
+
+
+def explain_time_limit(timeout_min: int) -> None:
+    """SLURM signals a job (USR2) ahead of its time limit; submitit then requeues it, or when it
+    may not, raises its own error inside the task. Make that error a RunFailed naming the limit."""
+    import submitit
+    from submitit.core.utils import UncompletedJobError
+
+    env = submitit.JobEnvironment()
+    usr_signal = env._usr_sig()
+    submitit_handler = signal.getsignal(usr_signal)
+
+    def handler(signum: int, frame: Any) -> None:
+        try:
+            submitit_handler(signum, frame)
+        except UncompletedJobError as err:
+            raise RunFailed(
+                f"SLURM job {env.job_id} reached its time limit "
+                f"(hydra.launcher.timeout_min={timeout_min}) and was not requeued ({err}); "
+                "raise hydra.launcher.timeout_min"
+            ) from None
+
+    signal.signal(usr_signal, handler)
+
+
 class SlurmLauncher(submitit_launcher.SlurmLauncher):
     """``hydra/launcher=slurm``: submits the sweep as one job array, then collects each job's
     result; a job that ends without one becomes a FAILED (KILLED if cancelled) job of the sweep
     with SLURM's reason, and the sweeper gets ``sweep.failed_objective`` for it."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> JobReturn:
+        """In the job: run it as the plugin does, with SLURM's warning before the time limit
+        ending its run FAILED with a line that says so (see ``explain_time_limit``)."""
+        explain_time_limit(self.params["timeout_min"])
+        return super().__call__(*args, **kwargs)
 
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
@@ -89,11 +143,14 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
         """The job's result, or for a job the cluster lost, a failed one recorded as such."""
         from submitit.core.utils import UncompletedJobError
 
+        wait(job)
+        state = job.state
         try:
-            return job.results()[0]
+            if job.paths.result_pickle.exists() or state.split(maxsplit=1)[0] not in LOST_STATES:
+                return job.results()[0]
         except UncompletedJobError:
-            reason = lost_reason(job.job_id, job.state)
-        self._record_lost(overrides, num, job.state, reason)
+            pass
+        self._record_lost(overrides, num, state, lost_reason(job.job_id, state))
         return JobReturn(
             overrides=overrides,
             status=JobStatus.COMPLETED,

@@ -41,21 +41,10 @@ def cluster_env(cluster: SlurmCluster) -> dict[str, str]:
     return clean_env(SLURM_CONF=str(cluster.conf))
 
 
-def test_sweep_on_slurm_records_its_jobs_as_children(slurm, tmp_path):  # noqa: F811
-    done = run(slurm, slurm_sweep(slurm, tmp_path, "sweep"), tmp_path)
-    assert done.returncode == 0, done.stdout + done.stderr
-    parents, children = sweep_runs(f"sqlite:///{tmp_path}/mlflow.db")
-    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    assert sorted(c.data.params["model.hidden"] for c in children) == ["2", "3"]
-    assert all(c.info.status == "FINISHED" for c in children)
-    assert parents[0].data.metrics["children_finished"] == 2
-    jobs = list((tmp_path / "sweep" / ".submitit").glob("*/*_submission.sh"))
-    assert jobs, "the jobs went through sbatch"
-
-
 def test_jobs_lost_by_slurm_become_failed_children_and_resume_completes(slurm, tmp_path):  # noqa: F811
     """Both jobs wait in their setup line (RUNNING for SLURM, no run opened yet): job 0 is
-    cancelled once SLURM runs it, job 1 reaches its 1-minute time limit."""
+    cancelled once SLURM runs it, job 1 reaches its 1-minute time limit. The resumed sweep then
+    runs both through sbatch to FINISHED children."""
     gate = tmp_path / "never"
     held = [
         f"hydra.launcher.setup=['until test -e {gate}; do sleep 0.2; done']",
@@ -103,9 +92,27 @@ def test_jobs_lost_by_slurm_become_failed_children_and_resume_completes(slurm, t
     assert parents[0].data.metrics["children_killed"] == 0
     finished = [c for c in children if c.info.status == "FINISHED"]
     assert sorted(c.data.params["model.hidden"] for c in finished) == ["2", "3"]
+    assert all(c.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for c in finished)
+    assert list((tmp_path / "resumed" / ".submitit").glob("*/*_submission.sh"))
 
 
 def running_task(cluster: SlurmCluster, index: str) -> str | None:
     """The id (``ARRAY_INDEX``) of the array task ``index`` once SLURM runs it."""
     listed = cluster.run("squeue", "-h", "-r", "-t", "RUNNING", "-o", "%i").stdout.split()
     return next((job for job in listed if job.endswith(f"_{index}")), None)
+
+
+def test_a_training_job_at_its_time_limit_ends_failed_naming_the_limit(slurm, tmp_path):  # noqa: F811
+    """A job that cannot finish (1e9 epochs) under a 1-minute limit: SLURM's warning signal
+    reaches the training (or SLURM ends the job): a FAILED child that names the time limit."""
+    argv = slurm_sweep(slurm, tmp_path, "limit", "hydra.launcher.timeout_min=1")
+    argv[argv.index(AXIS)] = "model.hidden=2"
+    argv[argv.index("optim.epochs=20")] = "optim.epochs=1000000000"
+    done = run(slurm, [*argv, "tracking.log_every=1000"], tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert "1 failed" in done.stdout
+    _, children = sweep_runs(f"sqlite:///{tmp_path}/mlflow.db")
+    assert [c.info.status for c in children] == ["FAILED"]
+    assert "time limit" in children[0].data.tags["nnexp.error"]
+    assert "hydra.launcher.timeout_min" in children[0].data.tags["nnexp.error"]
