@@ -18,7 +18,6 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from nnexp import console
 from nnexp.callbacks import STATE, write_failure
-from nnexp.errors import RunFailed
 
 log = logging.getLogger(__name__)
 
@@ -64,27 +63,13 @@ def wait(job: Any) -> None:
         time.sleep(1)
 
 
-def explain_time_limit(timeout_min: int) -> None:
-    """SLURM signals a job (USR2) ahead of its time limit; submitit then requeues it, or when it
-    may not, raises its own error inside the task. Make that error a RunFailed naming the limit."""
+def ignore_early_warning() -> None:
+    """In the job: ignore the signal SLURM sends ahead of the time limit. submitit would requeue
+    the job from scratch or raise its own error inside the training; instead the job trains on
+    until SLURM ends it, and the launcher records it with SLURM's reason (TIMEOUT, PREEMPTED)."""
     import submitit
-    from submitit.core.utils import UncompletedJobError
 
-    env = submitit.JobEnvironment()
-    usr_signal = env._usr_sig()
-    submitit_handler = signal.getsignal(usr_signal)
-
-    def handler(signum: int, frame: Any) -> None:
-        try:
-            submitit_handler(signum, frame)
-        except UncompletedJobError as err:
-            raise RunFailed(
-                f"SLURM job {env.job_id} reached its time limit "
-                f"(hydra.launcher.timeout_min={timeout_min}) and was not requeued ({err}); "
-                "raise hydra.launcher.timeout_min"
-            ) from None
-
-    signal.signal(usr_signal, handler)
+    signal.signal(submitit.JobEnvironment._usr_sig(), signal.SIG_IGN)
 
 
 class SlurmLauncher(submitit_launcher.SlurmLauncher):
@@ -93,9 +78,8 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
     with SLURM's reason, and the sweeper gets ``sweep.failed_objective`` for it."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> JobReturn:
-        """In the job: run it as the plugin does, with SLURM's warning before the time limit
-        ending its run FAILED with a line that says so (see ``explain_time_limit``)."""
-        explain_time_limit(self.params["timeout_min"])
+        """In the job: run it as the plugin does, SLURM's early warning ignored."""
+        ignore_early_warning()
         return super().__call__(*args, **kwargs)
 
     def launch(

@@ -34,7 +34,6 @@ class RayHead:
             "start",
             "--head",
             "--block",
-            "--node-ip-address=127.0.0.1",
             f"--port={self.port}",
             "--num-cpus=2",
             "--include-dashboard=false",
@@ -83,7 +82,7 @@ class RayHead:
             self.process.wait(timeout=30)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_head() -> Iterator[RayHead]:
     """The Ray head, started once for the session in a short temp folder (Ray's socket paths
     must stay under 108 characters)."""

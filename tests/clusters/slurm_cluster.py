@@ -86,7 +86,9 @@ class SlurmCluster:
         if any(d.name == "slurmctld" and d.process.poll() is None for d in self.daemons):
             self.run("scancel", "--full", f"--clusters={CLUSTER}", "--user=root", check=False)
         for daemon in reversed(self.daemons):
+            began = time.monotonic()
             daemon.stop()
+            print(f"{daemon.name} stopped in {time.monotonic() - began:.1f} s")
         self.daemons.clear()
 
     def run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -263,7 +265,7 @@ def started(folder: Path) -> SlurmCluster:
     return cluster
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def slurm(tmp_path_factory) -> Iterator[SlurmCluster]:
     """The cluster, started once for the session; its start fails the tests that use it with
     the daemon's reason (SLURM not installed, a daemon that exits)."""
