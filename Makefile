@@ -11,7 +11,7 @@ export UV_PYTHON_DOWNLOADS := never
 # on every start costs seconds per process.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: setup run test test-fast lint bench browser clean
+.PHONY: setup run test test-fast lint bench browser slurm clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -32,8 +32,14 @@ run: setup
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
-## test: the whole suite, sweeps, servers and browser included
-test: setup browser
+## slurm: Debian's SLURM 22.05 with accounting (slurmdbd, MariaDB) and munge for the cluster tests (installed when missing)
+SLURM_PROGRAMS := munged mariadbd mariadb-install-db slurmdbd slurmctld slurmd sacct
+slurm:
+	@(for p in $(SLURM_PROGRAMS); do command -v $$p >/dev/null || exit 1; done) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      slurm-wlm slurmdbd munge mariadb-server >/dev/null; }
+
+## test: the whole suite, sweeps, servers, clusters and browser included
+test: setup browser slurm
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 ## test-fast: the suite without the slow sweep/server/browser tests

@@ -84,7 +84,7 @@ class RayHead:
 
 @pytest.fixture(scope="module")
 def ray_head() -> Iterator[RayHead]:
-    """The Ray head, started once for the session in a short temp folder (Ray's socket paths
+    """The Ray head, started once for the module's tests in a short temp folder (Ray's socket paths
     must stay under 108 characters)."""
     folder = Path(tempfile.mkdtemp(prefix="nnexp-ray-"))
     head = RayHead(folder).start()

@@ -267,7 +267,7 @@ def started(folder: Path) -> SlurmCluster:
 
 @pytest.fixture(scope="module")
 def slurm(tmp_path_factory) -> Iterator[SlurmCluster]:
-    """The cluster, started once for the session; its start fails the tests that use it with
+    """The cluster, started once for the module's tests; its start fails the tests that use it with
     the daemon's reason (SLURM not installed, a daemon that exits)."""
     cluster = started(tmp_path_factory.mktemp("slurm"))
     try:

@@ -122,8 +122,9 @@ def record_lost_job(
     status: str,
     reason: str,
 ) -> None:
-    """A job the cluster lost ends ``status`` (FAILED or KILLED) with the reason: its child of
-    this invocation if it opened one and left it RUNNING, else a new child that says so."""
+    """A job the cluster lost ends ``status`` (FAILED or KILLED) with the cluster's reason: its
+    child of this invocation if it opened one (left RUNNING, or KILLED by the cluster's SIGTERM),
+    else a new child that says so."""
     mine = [
         run
         for run in children(client, info.experiment_id, info.parent_run_id)
@@ -134,7 +135,7 @@ def record_lost_job(
         record_failed_run(
             client, info.experiment_id, name, info.parent_run_id, tags, params, reason, status
         )
-    elif mine[0].info.status == "RUNNING":
+    elif mine[0].info.status != "FINISHED":
         end_run(client, mine[0].info.run_id, status, reason)
 
 
