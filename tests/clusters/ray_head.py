@@ -4,9 +4,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -14,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, clean_env, free_port, wait_for
+from conftest import BIN, clean_env, free_port, stop_group, wait_for
 
 
 class RayHead:
@@ -70,16 +68,8 @@ class RayHead:
         return self
 
     def stop(self) -> None:
-        """SIGTERM to the head's process group (its raylet, GCS and workers); SIGKILL if it has
-        not gone within 30 s."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=30)
+        """SIGTERM to the head's process group (its raylet, GCS and workers)."""
+        stop_group(self.process, timeout=30)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, wait_for
+from conftest import free_port, stop_group, wait_for
 
 CLUSTER = "nnexp"
 #: The daemons and clients the cluster needs (Debian: slurm-wlm slurmdbd munge mariadb-server).
@@ -43,14 +42,7 @@ class Daemon:
 
     def stop(self) -> None:
         """SIGTERM to its process group; SIGKILL if it has not gone within 20 s."""
-        if self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=20)
+        stop_group(self.process)
 
 
 class SlurmCluster:
@@ -86,9 +78,7 @@ class SlurmCluster:
         if any(d.name == "slurmctld" and d.process.poll() is None for d in self.daemons):
             self.run("scancel", "--full", f"--clusters={CLUSTER}", "--user=root", check=False)
         for daemon in reversed(self.daemons):
-            began = time.monotonic()
             daemon.stop()
-            print(f"{daemon.name} stopped in {time.monotonic() - began:.1f} s")
         self.daemons.clear()
 
     def run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess:

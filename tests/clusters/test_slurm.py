@@ -11,7 +11,16 @@ from pathlib import Path
 import pytest
 
 from clusters.slurm_cluster import SlurmCluster, slurm  # noqa: F401 (the session fixture)
-from conftest import BIN, clean_env, run_cli, sweep_runs, wait_for
+from conftest import (
+    BIN,
+    LONG_JOB,
+    clean_env,
+    metric_steps,
+    run_cli,
+    running_with_metrics,
+    sweep_runs,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -19,15 +28,15 @@ AXIS = "model.hidden=2,3"
 
 
 def slurm_sweep(cluster: SlurmCluster, folder: Path, name: str, *args: str) -> list[str]:
-    """The command line of a 2-job sweep on the cluster, into ``folder``'s store."""
+    """The command line of a 2-job sweep on the cluster, into ``folder``'s store; each job
+    trains long enough to be caught mid-run (conftest.LONG_JOB)."""
     return [
         str(BIN / "nnexp-train"),
         "-m",
         "hydra/launcher=slurm",
         f"hydra.sweep.dir={folder / name}",
         f"tracking.uri=sqlite:///{folder}/mlflow.db",
-        "optim.epochs=20",
-        "tracking.log_model=false",
+        *LONG_JOB,
         AXIS,
         *args,
     ]
@@ -42,16 +51,19 @@ def cluster_env(cluster: SlurmCluster) -> dict[str, str]:
 
 
 def test_jobs_lost_by_slurm_become_failed_children_and_resume_completes(slurm, tmp_path):  # noqa: F811
-    """Both jobs wait in their setup line (RUNNING for SLURM, no run opened yet): job 0 is
-    cancelled once SLURM runs it, job 1 reaches its 1-minute time limit. The resumed sweep then
-    runs both through sbatch to FINISHED children."""
-    gate = tmp_path / "never"
-    held = [
-        f"hydra.launcher.setup=['until test -e {gate}; do sleep 0.2; done']",
+    """Job 0 waits in its setup line (RUNNING for SLURM, no run opened) and is cancelled; job 1
+    trains, is frozen (SIGSTOP) once its run has metric points, and SLURM ends it at its 1-minute
+    limit, its early warning ignored. The resumed sweep then runs both through sbatch to FINISHED
+    children."""
+    gate = tmp_path / "gate"
+    (tmp_path / "gate_1").touch()
+    first = [
+        f"hydra.launcher.setup=['until test -e {gate}_$SLURM_ARRAY_TASK_ID; do sleep 0.2; done']",
         "hydra.launcher.timeout_min=1",
     ]
+    store = f"sqlite:///{tmp_path}/mlflow.db"
     process = subprocess.Popen(
-        slurm_sweep(slurm, tmp_path, "first", *held),
+        slurm_sweep(slurm, tmp_path, "first", *first),
         cwd=tmp_path,
         env=cluster_env(slurm),
         stdout=subprocess.PIPE,
@@ -59,8 +71,9 @@ def test_jobs_lost_by_slurm_become_failed_children_and_resume_completes(slurm, t
         text=True,
     )
     try:
-        job = wait_for(lambda: running_task(slurm, "0"), timeout=300, every=0.5)
-        slurm.run("scancel", job)
+        slurm.run("scancel", wait_for(lambda: running_task(slurm, "0"), timeout=300, every=0.5))
+        frozen = wait_for(running_with_metrics(store, job_num="1"), timeout=300, every=0.5)
+        slurm.run("scancel", "--signal=STOP", running_task(slurm, "1"))
         out, err = process.communicate(timeout=600)
     finally:
         process.kill()
@@ -76,13 +89,14 @@ def test_jobs_lost_by_slurm_become_failed_children_and_resume_completes(slurm, t
         rows = {row["model.hidden"]: row for row in csv.DictReader(handle)}
     assert rows["2"]["status"] == "killed" and "CANCELLED" in rows["2"]["reason"]
     assert rows["3"]["status"] == "failed" and "TIMEOUT" in rows["3"]["reason"]
-    store = f"sqlite:///{tmp_path}/mlflow.db"
     parents, children = sweep_runs(store)
     assert parents[0].info.status == "FAILED"
     by_job = {c.data.tags["nnexp.job_num"]: c for c in children}
     assert by_job["0"].info.status == "KILLED"
+    assert by_job["1"].info.run_id == frozen.info.run_id
     assert by_job["1"].info.status == "FAILED"
     assert "TIMEOUT" in by_job["1"].data.tags["nnexp.error"]
+    assert metric_steps(store, frozen.info.run_id, "train_cost")
 
     done = run(slurm, slurm_sweep(slurm, tmp_path, "resumed", "sweep.resume=true"), tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -100,19 +114,3 @@ def running_task(cluster: SlurmCluster, index: str) -> str | None:
     """The id (``ARRAY_INDEX``) of the array task ``index`` once SLURM runs it."""
     listed = cluster.run("squeue", "-h", "-r", "-t", "RUNNING", "-o", "%i").stdout.split()
     return next((job for job in listed if job.endswith(f"_{index}")), None)
-
-
-def test_a_training_job_past_its_time_limit_ends_failed_with_the_reason(slurm, tmp_path):  # noqa: F811
-    """A job training with no end in sight (1e9 epochs) under a 1-minute limit: SLURM ends it
-    (its early warning ignored): one FAILED child, with SLURM's reason and what to raise."""
-    argv = slurm_sweep(slurm, tmp_path, "limit", "hydra.launcher.timeout_min=1")
-    argv[argv.index(AXIS)] = "model.hidden=2"
-    argv[argv.index("optim.epochs=20")] = "optim.epochs=1000000000"
-    done = run(slurm, [*argv, "tracking.log_every=1000"], tmp_path)
-    assert done.returncode == 1, done.stdout + done.stderr
-    assert "Traceback" not in done.stdout + done.stderr
-    assert "1 failed" in done.stdout
-    _, children = sweep_runs(f"sqlite:///{tmp_path}/mlflow.db")
-    assert [c.info.status for c in children] == ["FAILED"]
-    assert "ended TIMEOUT" in children[0].data.tags["nnexp.error"]
-    assert "hydra.launcher.timeout_min" in children[0].data.tags["nnexp.error"]
