@@ -68,8 +68,9 @@ class RayHead:
         return self
 
     def stop(self) -> None:
-        """SIGTERM to the head's process group (its raylet, GCS and workers)."""
-        stop_group(self.process, timeout=30)
+        """SIGTERM to the head's process group (its raylet, GCS and workers), SIGKILL after
+        10 s: measured, the group's leader outlived SIGTERM by 30 s on a busy machine."""
+        stop_group(self.process, timeout=10)
 
 
 @pytest.fixture(scope="module")
