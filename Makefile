@@ -21,7 +21,7 @@ export UV_PYTHON_DOWNLOADS := never
 # on every start costs seconds per process.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: setup run test test-fast lint bench browser services clean
+.PHONY: setup run test test-fast lint bench browser services slurm clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -45,6 +45,12 @@ browser:
 # Two pytest-xdist workers; tests marked with one xdist_group share a worker (and its fixtures).
 PARALLEL ?= -n 2 --dist loadgroup
 
+## slurm: Debian's SLURM 22.05 with accounting (slurmdbd, MariaDB) and munge for the cluster tests (installed when missing)
+SLURM_PROGRAMS := munged mariadbd mariadb-install-db slurmdbd slurmctld slurmd sacct
+slurm:
+	@(for p in $(SLURM_PROGRAMS); do command -v $$p >/dev/null || exit 1; done) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      slurm-wlm slurmdbd munge mariadb-server >/dev/null; }
+
 ## services: PostgreSQL and Ceph's RADOS Gateway (S3) for the store tests (installed when missing)
 services:
 	@{ ls /usr/lib/postgresql/*/bin/initdb && command -v ceph-mon && command -v ceph-osd \
@@ -52,8 +58,8 @@ services:
 	 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	      postgresql ceph-mon ceph-osd radosgw >/dev/null; }
 
-## test: the whole suite, sweeps, servers, stores and browser included
-test: setup browser services
+## test: the whole suite, sweeps, servers, stores, clusters and browser included
+test: setup browser services slurm
 	$(VENV)/bin/pytest $(PARALLEL) $(PYTEST_ARGS)
 
 ## test-fast: the suite without the slow sweep/server/browser tests (run it after every change)

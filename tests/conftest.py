@@ -272,14 +272,20 @@ class ServerProcess:
 
     def stop(self) -> None:
         """Stop the whole process group (mlflow server spawns workers and job runners)."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=20)
+        stop_group(self.process)
+
+
+def stop_group(process: subprocess.Popen | None, timeout: float = 20) -> None:
+    """SIGTERM to the process group led by ``process`` (started with start_new_session=True);
+    SIGKILL if it has not ended within ``timeout`` seconds."""
+    if process is None or process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=timeout)
 
 
 @pytest.fixture(scope="session")

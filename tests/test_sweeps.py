@@ -1,4 +1,4 @@
-"""Sweeps end to end: a parent run with its jobs as child runs, for every launcher, Optuna,
+"""Sweeps end to end: a parent run with its jobs as child runs, for the local launchers, Optuna,
 failure isolation, SIGTERM, resume, and a tracking server; real command lines, real stores."""
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from conftest import (
     FAULT_JOB,
     all_runs,
     clean_env,
-    free_port,
     frozen_mid_job,
     metric_steps,
     mlflow_client,
@@ -103,44 +102,6 @@ def test_joblib_launcher_caps_blas_threads(tmp_path, store):
 
 def test_submitit_local_launcher(tmp_path, store):
     done = sweep(tmp_path, store, "hydra/launcher=submitit_local", *GRID)
-    assert_grid_recorded(store, done, tmp_path)
-
-
-@pytest.fixture
-def ray_head(tmp_path):
-    """A Ray head on 127.0.0.1 with 2 CPUs, stopped after the test."""
-    port = free_port()
-    env = clean_env(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_USAGE_STATS_ENABLED="0")
-    ray = str(BIN / "ray")
-    start = [
-        ray,
-        "start",
-        "--head",
-        "--node-ip-address=127.0.0.1",
-        f"--port={port}",
-        "--num-cpus=2",
-        "--include-dashboard=false",
-        "--disable-usage-stats",
-    ]
-    subprocess.run(start, env=env, check=True, capture_output=True, timeout=300)
-    try:
-        yield f"127.0.0.1:{port}", env
-    finally:
-        subprocess.run(
-            [ray, "stop", "--force"], env=env, capture_output=True, timeout=300, check=False
-        )
-
-
-def test_ray_launcher_on_a_local_head(tmp_path, store, ray_head):
-    address, env = ray_head
-    done = sweep(
-        tmp_path,
-        store,
-        "hydra/launcher=ray",
-        f"hydra.launcher.ray.init.address={address}",
-        *GRID,
-        env=env,
-    )
     assert_grid_recorded(store, done, tmp_path)
 
 

@@ -34,6 +34,8 @@ CODE_KEYS = {
     "hydra.sweeper.custom_search_space": "a function Optuna would import and call",
     "hydra.launcher.setup": "shell lines the launcher would run",
 }
+#: Code keys a user may set on the command line, where they are seen and meant.
+TYPED_CODE_KEYS = frozenset({"hydra.launcher.setup"})
 LOADER_VARIABLES = re.compile(r"^(LD_|DYLD_|PYTHON|BASH_ENV$|ENV$|PATH$|PERL5|RUBY)")
 RESOLVER = re.compile(r"(?<!\\)\$\{\s*([A-Za-z_][\w.\-]*)\s*:")
 HINT = "nnexp configs are data"
@@ -45,9 +47,11 @@ def check_overrides(overrides: list[str]) -> None:
         _check_resolvers(override, f"the override {override!r}")
 
 
-def check_composed(cfg: DictConfig) -> None:
+def check_composed(cfg: DictConfig, typed: frozenset[str] = frozenset()) -> None:
     """Refuse a composed config (with its ``hydra`` node) that would run code or read the
-    environment; the message names the key."""
+    environment; the message names the key. A launcher's ``setup`` lines stay allowed when the
+    user typed them on the command line (``typed``: the keys the overrides set): a cluster job
+    may need its ``module load``, but no config file may slip shell lines in."""
     for path, key, value in _leaves(cfg, ""):
         where = f"{path}.{key}".lstrip(".")
         if isinstance(value, str):
@@ -56,7 +60,11 @@ def check_composed(cfg: DictConfig) -> None:
             _check_target(path, value)
         elif path.startswith(LOGGING_KEYS):
             _check_logging(where, key, value)
-        elif where in CODE_KEYS and value not in (None, "", []):
+        elif (
+            where in CODE_KEYS
+            and value not in (None, "", [])
+            and where not in TYPED_CODE_KEYS & typed
+        ):
             raise UserError(f"{where} names {CODE_KEYS[where]}; {HINT}: remove it")
     env_set = OmegaConf.select(cfg, "hydra.job.env_set") or {}
     loaders = [name for name in env_set if LOADER_VARIABLES.match(str(name))]
@@ -121,6 +129,11 @@ def _check_logging(where: str, key: str, value: Any) -> None:
         raise UserError(f"{where}={value} would import a module; use ext://sys.stderr")
 
 
+def _override_key(override: str) -> str:
+    """The key an override sets: ``+a.b=1`` → ``a.b``."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
 def guard_hydra() -> None:
     """Make Hydra's config loader check every config it composes (the run's, each sweep job's)
     before Hydra configures logging or builds callbacks, launchers and sweepers from it."""
@@ -133,7 +146,7 @@ def guard_hydra() -> None:
     def load_configuration(self, config_name, overrides, run_mode, *args, **kwargs):
         check_overrides(list(overrides))
         cfg = original(self, config_name, overrides, run_mode, *args, **kwargs)
-        check_composed(cfg)
+        check_composed(cfg, frozenset(_override_key(override) for override in overrides))
         return cfg
 
     load_configuration.nnexp_checked = True

@@ -232,6 +232,25 @@ def record_rejected_sweep_job(cfg: DictConfig, ctx: JobContext, error: UserError
         tracker.record_invalid(run_name(cfg, ctx, tracker), flat_config(cfg), {}, error)
 
 
+def record_lost_sweep_job(config: DictConfig, output_dir: Path, status: str, reason: str) -> None:
+    """A tracked sweep job the cluster lost (``config`` as composed for it, hydra node included):
+    its run ends ``status`` with the reason, or one is created if it never opened; the config
+    hash lets ``sweep.resume=true`` run it again."""
+    hc = config.hydra
+    ctx = JobContext(
+        Path(hc.runtime.cwd), output_dir, list(hc.overrides.task), Path(hc.sweep.dir), hc.job.num
+    )
+    cfg = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
+    tracker = open_tracker(cfg, ctx)
+    try:
+        tags = {"nnexp.config_hash": prepare(cfg, ctx).config_hash()}
+    except UserError:
+        tags = {}
+    tracker.record_lost(
+        run_name(cfg, ctx, tracker), flat_config(cfg), tags, ctx.job_num, status, reason
+    )
+
+
 def open_tracker(cfg: DictConfig, ctx: JobContext):
     """The job's MLflow side; None with tracking.enabled=false, and mlflow is never imported."""
     if not cfg.tracking.enabled:

@@ -150,3 +150,10 @@ def test_logged_config_is_read_as_plain_data(tmp_path):
         read_mapping(path, "the logged config.yaml")
     path.write_text("seed: 3\nnote: a $ sign\n")
     assert read_mapping(path, "the logged config.yaml") == {"seed": 3, "note": "a $ sign"}
+
+
+def test_setup_lines_typed_on_the_command_line_pass_but_not_from_a_file():
+    tree = OmegaConf.create({"hydra": {"launcher": {"setup": ["module load python"]}}})
+    check_composed(tree, frozenset({"hydra.launcher.setup"}))
+    with pytest.raises(UserError, match="setup"):
+        check_composed(tree, frozenset({"hydra.launcher.partition"}))

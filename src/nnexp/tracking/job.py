@@ -64,6 +64,27 @@ class JobTracker:
             str(error),
         )
 
+    def record_lost(
+        self,
+        name: str,
+        params: Mapping[str, object],
+        tags: Mapping[str, str],
+        job_num: int,
+        status: str,
+        reason: str,
+    ) -> None:
+        """A sweep job the cluster lost: see ``sweep.record_lost_job``."""
+        sweeps.record_lost_job(
+            self.client,
+            self.sweep,
+            job_num,
+            name,
+            params,
+            {**tags, sweeps.RUN_TYPE_TAG: "child"},
+            status,
+            reason,
+        )
+
     def finished_run(self, config_hash: str) -> Run | None:
         """For resume: a FINISHED run of the same config, data and code, noted on the parent."""
         run = sweeps.find_finished(self.client, self.experiment_id, config_hash)

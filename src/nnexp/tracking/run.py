@@ -157,16 +157,17 @@ def record_failed_run(
     tags: Mapping[str, str],
     params: Mapping[str, object],
     reason: str,
+    status: str = "FAILED",
 ) -> str:
-    """A run that never trained: created, given its params and reason, and ended FAILED."""
+    """A run that never trained: created, given its params and reason, and ended ``status``."""
     parent = {PARENT_RUN_TAG: parent_run_id} if parent_run_id else {}
     run_id = client.create_run(
         experiment_id, run_name=name, tags=redact_values({**provenance_tags(), **tags, **parent})
     ).info.run_id
     log = RunLog(client, run_id)
     log.params(params)
-    log.tags({STATUS_TAG: "failed", ERROR_TAG: reason[:5000]})
-    client.set_terminated(run_id, "FAILED")
+    log.tags({STATUS_TAG: status.lower(), ERROR_TAG: reason[:5000]})
+    client.set_terminated(run_id, status)
     return run_id
 
 

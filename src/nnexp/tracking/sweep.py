@@ -7,6 +7,7 @@ import csv
 import json
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from nnexp.errors import UserError
 from nnexp.privacy import redact, redact_values, reveal
 from nnexp.tracking.queries import children, latest
 from nnexp.tracking.repair import process_alive, why_dead
-from nnexp.tracking.run import RunLog, end_run, provenance_tags
+from nnexp.tracking.run import RunLog, end_run, provenance_tags, record_failed_run
 from nnexp.tracking.store import client_for, open_experiment
 from nnexp.tracking.uri import check_store
 from nnexp.vocabulary import (
@@ -27,6 +28,7 @@ from nnexp.vocabulary import (
     COMMAND_TAG,
     CONFIG_HASH_TAG,
     ERROR_TAG,
+    JOB_NUM_TAG,
     PID_TAG,
     RESUMED_TAG,
     RUN_TYPE_TAG,
@@ -183,6 +185,33 @@ def _kill_orphans(client: MlflowClient, experiment_id: str, parent_id: str) -> N
     for run in children(client, experiment_id, parent_id):
         if run.info.status == "RUNNING":
             end_run(client, run.info.run_id, "KILLED", "its job died before the run ended")
+
+
+def record_lost_job(
+    client: MlflowClient,
+    info: SweepInfo,
+    job_num: int,
+    name: str,
+    params: Mapping[str, object],
+    tags: Mapping[str, str],
+    status: str,
+    reason: str,
+) -> None:
+    """A job the cluster lost ends ``status`` (FAILED or KILLED) with the cluster's reason: its
+    child of this invocation if it opened one (left RUNNING, or KILLED by the cluster's SIGTERM),
+    else a new child that says so."""
+    mine = [
+        run
+        for run in children(client, info.experiment_id, info.parent_run_id)
+        if run.data.tags.get(JOB_NUM_TAG) == str(job_num) and run.info.start_time >= info.started_ms
+    ]
+    if not mine:
+        tags = {**tags, JOB_NUM_TAG: str(job_num)}
+        record_failed_run(
+            client, info.experiment_id, name, info.parent_run_id, tags, params, reason, status
+        )
+    elif mine[0].info.status != "FINISHED":
+        end_run(client, mine[0].info.run_id, status, reason)
 
 
 def find_finished(client: MlflowClient, experiment_id: str, config_hash: str) -> Run | None:

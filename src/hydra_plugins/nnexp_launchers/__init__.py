@@ -1,0 +1,1 @@
+"""nnexp's Hydra launchers, where Hydra looks for plugins."""

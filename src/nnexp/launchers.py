@@ -1,0 +1,163 @@
+"""Hydra's submitit SLURM launcher, with every job the cluster loses (cancelled, timed out, killed
+for memory, its node lost) recorded as a failed job of the sweep instead of ending the sweep."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import signal
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, filter_overrides
+from hydra_plugins.hydra_submitit_launcher import submitit_launcher
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from nnexp import console
+from nnexp.callbacks import STATE, write_failure
+
+log = logging.getLogger(__name__)
+
+#: What to change when SLURM ends a job in this state; states not listed are failures as such.
+HINTS = {
+    "CANCELLED": "cancelled (scancel or an administrator)",
+    "TIMEOUT": "over its time limit; raise hydra.launcher.timeout_min",
+    "OUT_OF_MEMORY": "out of memory; raise hydra.launcher.mem_gb",
+    "NODE_FAIL": "its node failed",
+    "PREEMPTED": "preempted",
+}
+#: States of a job that ended without running to its end: no result will come.
+LOST_STATES = (
+    "BOOT_FAIL",
+    "CANCELLED",
+    "DEADLINE",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "PREEMPTED",
+    "TIMEOUT",
+)
+#: Seconds between two questions to SLURM's accounting about the jobs still waited for.
+POLL_S = 10
+#: States in which the job was stopped from outside rather than failing: its run ends KILLED.
+KILLED_STATES = ("CANCELLED", "PREEMPTED")
+
+
+def lost_reason(job_id: str, state: str) -> str:
+    """``SLURM job 12_0 ended TIMEOUT: over its time limit; raise hydra.launcher.timeout_min``."""
+    word = state.split(maxsplit=1)[0] if state.strip() else "UNKNOWN"
+    hint = HINTS.get(
+        word, "it ended without a result; see its log in hydra.launcher.submitit_folder"
+    )
+    return f"SLURM job {job_id} ended {word}: {hint}"
+
+
+def wait(job: Any) -> None:
+    """Until the job has written its result (checked every second) or SLURM's accounting says it
+    ended (asked every POLL_S seconds, one sacct call for all the sweep's jobs)."""
+    for tick in itertools.count():
+        if job.done(force_check=tick % POLL_S == 0):
+            return
+        time.sleep(1)
+
+
+def ignore_early_warning() -> None:
+    """In the job: ignore the signal SLURM sends ahead of the time limit. submitit would requeue
+    the job from scratch or raise its own error inside the training; instead the job trains on
+    until SLURM ends it, and the launcher records it with SLURM's reason (TIMEOUT, PREEMPTED)."""
+    import submitit
+
+    signal.signal(submitit.JobEnvironment._usr_sig(), signal.SIG_IGN)
+
+
+class SlurmLauncher(submitit_launcher.SlurmLauncher):
+    """``hydra/launcher=slurm``: submits the sweep as one job array, then collects each job's
+    result; a job that ends without one becomes a FAILED (KILLED if cancelled) job of the sweep
+    with SLURM's reason, and the sweeper gets ``sweep.failed_objective`` for it."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> JobReturn:
+        """In the job: run it as the plugin does, SLURM's early warning ignored."""
+        ignore_early_warning()
+        return super().__call__(*args, **kwargs)
+
+    def launch(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    ) -> Sequence[JobReturn]:
+        """Submit the jobs as the plugin does, and collect their results one by one."""
+        import submitit
+
+        executor = submitit.AutoExecutor(
+            cluster="slurm",
+            folder=self.params["submitit_folder"],
+            slurm_max_num_timeout=self.params["max_num_timeout"],
+        )
+        base = set(OmegaConf.structured(submitit_launcher.BaseQueueConf).keys())
+        executor.update_parameters(
+            **{
+                key if key in base else f"slurm_{key}": value
+                for key, value in self.params.items()
+                if key not in ("submitit_folder", "max_num_timeout")
+            }
+        )
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        numbered = [
+            (list(overrides), initial_job_idx + idx) for idx, overrides in enumerate(job_overrides)
+        ]
+        for overrides, num in numbered:
+            log.info(f"\t#{num} : {' '.join(filter_overrides(overrides))}")
+        jobs = executor.map_array(
+            self,
+            *zip(
+                *[
+                    (o, "hydra.sweep.dir", n, f"job_id_for_{n}", Singleton.get_state())
+                    for o, n in numbered
+                ],
+                strict=True,
+            ),
+        )
+        return [
+            self._collect(job, overrides, num)
+            for job, (overrides, num) in zip(jobs, numbered, strict=True)
+        ]
+
+    def _collect(self, job: Any, overrides: list[str], num: int) -> JobReturn:
+        """The job's result, or for a job the cluster lost, a failed one recorded as such."""
+        from submitit.core.utils import UncompletedJobError
+
+        wait(job)
+        state = job.state
+        try:
+            if job.paths.result_pickle.exists() or state.split(maxsplit=1)[0] not in LOST_STATES:
+                return job.results()[0]
+        except UncompletedJobError:
+            pass
+        self._record_lost(overrides, num, state, lost_reason(job.job_id, state))
+        return JobReturn(
+            overrides=overrides,
+            status=JobStatus.COMPLETED,
+            _return_value=float(self.config.sweep.failed_objective),
+        )
+
+    def _record_lost(self, overrides: list[str], num: int, state: str, reason: str) -> None:
+        """One line for the user, the failure marker in the job's folder, and its child run."""
+        console.error(f"job {num} ({' '.join(overrides)}) lost: {reason}")
+        config = self._job_config(overrides, num)
+        output_dir = Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        write_failure(output_dir, overrides, reason)
+        if STATE.info is not None:
+            from nnexp.train import record_lost_sweep_job
+
+            status = "KILLED" if state.startswith(KILLED_STATES) else "FAILED"
+            record_lost_sweep_job(config, output_dir, status, reason)
+
+    def _job_config(self, overrides: list[str], num: int) -> DictConfig:
+        """The job's config as the job itself composes it."""
+        config = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
+        with open_dict(config.hydra.job):
+            config.hydra.job.num = num
+            config.hydra.job.id = f"job_id_for_{num}"
+        return config
