@@ -13,11 +13,11 @@ import pytest
 from clusters.slurm_cluster import SlurmCluster, slurm  # noqa: F401 (the session fixture)
 from conftest import (
     BIN,
-    LONG_JOB,
+    FAULT_JOB,
     clean_env,
+    frozen_mid_job,
     metric_steps,
     run_cli,
-    running_with_metrics,
     sweep_runs,
     wait_for,
 )
@@ -28,15 +28,15 @@ AXIS = "model.hidden=2,3"
 
 
 def slurm_sweep(cluster: SlurmCluster, folder: Path, name: str, *args: str) -> list[str]:
-    """The command line of a 2-job sweep on the cluster, into ``folder``'s store; each job
-    trains long enough to be caught mid-run (conftest.LONG_JOB)."""
+    """The command line of a 2-job sweep on the cluster, into ``folder``'s store; each job is
+    short when it finishes (conftest.FAULT_JOB) and is caught mid-run by freezing it."""
     return [
         str(BIN / "nnexp-train"),
         "-m",
         "hydra/launcher=slurm",
         f"hydra.sweep.dir={folder / name}",
         f"tracking.uri=sqlite:///{folder}/mlflow.db",
-        *LONG_JOB,
+        *FAULT_JOB,
         AXIS,
         *args,
     ]
@@ -52,8 +52,8 @@ def cluster_env(cluster: SlurmCluster) -> dict[str, str]:
 
 def test_jobs_lost_by_slurm_become_failed_children_and_resume_completes(slurm, tmp_path):  # noqa: F811
     """Job 0 waits in its setup line (RUNNING for SLURM, no run opened) and is cancelled; job 1
-    trains, is frozen (SIGSTOP) once its run has metric points, and SLURM ends it at its 1-minute
-    limit, its early warning ignored. The resumed sweep then runs both through sbatch to FINISHED
+    trains, is frozen mid-training (SIGSTOP to its process, seen in the store), and SLURM ends it
+    at its 1-minute limit, its early warning ignored. The resumed sweep then runs both through sbatch to FINISHED
     children."""
     gate = tmp_path / "gate"
     (tmp_path / "gate_1").touch()
@@ -72,8 +72,7 @@ def test_jobs_lost_by_slurm_become_failed_children_and_resume_completes(slurm, t
     )
     try:
         slurm.run("scancel", wait_for(lambda: running_task(slurm, "0"), timeout=300, every=0.5))
-        frozen = wait_for(running_with_metrics(store, job_num="1"), timeout=300, every=0.5)
-        slurm.run("scancel", "--signal=STOP", running_task(slurm, "1"))
+        frozen = frozen_mid_job(None, tmp_path / "mlflow.db", job_num="1")
         out, err = process.communicate(timeout=600)
     finally:
         process.kill()
@@ -93,10 +92,10 @@ def test_jobs_lost_by_slurm_become_failed_children_and_resume_completes(slurm, t
     assert parents[0].info.status == "FAILED"
     by_job = {c.data.tags["nnexp.job_num"]: c for c in children}
     assert by_job["0"].info.status == "KILLED"
-    assert by_job["1"].info.run_id == frozen.info.run_id
+    assert by_job["1"].info.run_id == frozen
     assert by_job["1"].info.status == "FAILED"
     assert "TIMEOUT" in by_job["1"].data.tags["nnexp.error"]
-    assert metric_steps(store, frozen.info.run_id, "train_cost")
+    assert metric_steps(store, frozen, "train_cost")
 
     done = run(slurm, slurm_sweep(slurm, tmp_path, "resumed", "sweep.resume=true"), tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr

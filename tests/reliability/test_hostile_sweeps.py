@@ -9,13 +9,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import (
-    LONG_JOB,
+    FAULT_JOB,
     all_runs,
     assert_one_line_error,
+    frozen_mid_job,
     mlflow_client,
     run_cli,
-    running_with_metrics,
-    wait_for,
 )
 from nnexp import provenance
 from nnexp.tracking.repair import process_alive
@@ -58,13 +57,13 @@ def test_a_sweep_refused_for_a_busy_folder_creates_no_parent(tmp_path, store):
 
 @pytest.mark.slow
 def test_resume_while_the_sweep_runs_is_refused_and_kills_nothing(tmp_path, store):
-    sweep = ["-m", f"tracking.uri={store}", *LONG_JOB, "model.hidden=48,49"]
+    sweep = ["-m", f"tracking.uri={store}", *FAULT_JOB, "model.hidden=48,49"]
     process = start(tmp_path, *sweep)
     try:
-        live = wait_for(running_with_metrics(store, job_num="0"), timeout=300, every=1.0)
+        live = frozen_mid_job(process, tmp_path / "mlflow.db", job_num="0")
         done = run_cli("nnexp-train", *sweep, "sweep.resume=true", cwd=tmp_path)
         assert_one_line_error(done, "still running", "then resume")
-        assert mlflow_client(store).get_run(live.info.run_id).info.status == "RUNNING"
+        assert mlflow_client(store).get_run(live).info.status == "RUNNING"
         parents = [r for r in all_runs(store) if r.data.tags.get("nnexp.run_type") == "sweep"]
         assert len(parents) == 1
     finally:
