@@ -53,8 +53,8 @@ def cluster_env(cluster: SlurmCluster) -> dict[str, str]:
 def test_jobs_lost_by_slurm_become_failed_children_and_resume_completes(slurm, tmp_path):  # noqa: F811
     """Job 0 waits in its setup line (RUNNING for SLURM, no run opened) and is cancelled; job 1
     trains, is frozen mid-training (SIGSTOP to its process, seen in the store), and SLURM ends it
-    at its 1-minute limit, its early warning ignored. The resumed sweep then runs both through sbatch to FINISHED
-    children."""
+    at its 1-minute limit, its early warning ignored. The resumed sweep then runs both through
+    sbatch to FINISHED children."""
     gate = tmp_path / "gate"
     (tmp_path / "gate_1").touch()
     first = [
