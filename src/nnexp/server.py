@@ -22,15 +22,15 @@ WORKER_HEALTHCHECK = 60
 
 
 def server_command(
-    host: str, port: int, backend_uri: str, artifacts: str, workers: int, auth: bool
+    host: str, port: int, artifacts: str, workers: int, auth: bool
 ) -> list[str]:
-    """The `mlflow server` command line."""
+    """The `mlflow server` command line; the backend store URI, which may hold a database
+    password, goes by the environment (``server_environment``), never where `ps` shows it."""
     command = [
         str(Path(sys.executable).with_name("mlflow")),
         "server",
         "--host", host,
         "--port", str(port),
-        "--backend-store-uri", backend_uri,
         "--artifacts-destination", artifacts,
         "--workers", str(workers),
         "--uvicorn-opts", f"--timeout-worker-healthcheck {WORKER_HEALTHCHECK}",
@@ -38,6 +38,15 @@ def server_command(
     if auth:
         command += ["--app-name", "basic-auth"]
     return command
+
+
+def server_environment(backend_uri: str) -> dict[str, str]:
+    """The server's environment: this one with the backend store URI, and MLflow's background
+    job runner off unless the user turned it on (nnexp uses none of its jobs, and it starts
+    about eight more processes)."""
+    env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": backend_uri}
+    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    return env
 
 
 def prepare_store(backend_uri: str, work_dir: Path) -> str:
@@ -71,7 +80,7 @@ def serve(
     work_dir = Path.cwd()
     backend = prepare_store(backend_uri or f"sqlite:///{work_dir}/mlflow.db", work_dir)
     destination = artifact_destination(artifacts or "mlartifacts", work_dir)
-    env = dict(os.environ)
+    env = server_environment(backend)
     if password is not None:
         env = auth_environment(env, work_dir / "mlflow-auth", password)
         env.setdefault("MLFLOW_FLASK_SERVER_SECRET_KEY", secrets.token_hex(32))
@@ -80,7 +89,7 @@ def serve(
             f"nnexp server: listening on {host} without authentication: anyone who reaches it "
             "can read and change runs; see the README's section on `--auth`"
         )
-    command = server_command(host, port, backend, destination, workers, auth)
+    command = server_command(host, port, destination, workers, auth)
     console.info(
         f"nnexp server: http://{host}:{port} · store {redact(backend)} · artifacts {destination}"
     )

@@ -42,6 +42,33 @@ def test_server_listens_on_loopback_only_by_default(shared_server):
     assert listening(int(uri.rsplit(":", 1)[1])) == {"0100007F"}
 
 
+def server_processes(port: int) -> list[tuple[list[str], dict[str, str]]]:
+    """(command line, environment) of every process serving ``port`` (`mlflow server` and its
+    uvicorn workers, which name the port or inherit the parent's command)."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            argv = (proc / "cmdline").read_bytes().decode().split("\0")
+            environ = (proc / "environ").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if "server" in argv and str(port) in argv:
+            found.append((argv, dict(e.split("=", 1) for e in environ if "=" in e)))
+    return found
+
+
+def test_server_takes_its_store_by_environment_and_runs_no_job_runner(shared_server):
+    """A backend store URI may hold a database password: it never stands on a command line,
+    where `ps` shows it to every user; MLflow's job runner (eight idle processes) stays off."""
+    uri, folder = shared_server
+    servers = server_processes(int(uri.rsplit(":", 1)[1]))
+    assert servers
+    for argv, environ in servers:
+        assert "--backend-store-uri" not in argv
+        assert environ["MLFLOW_BACKEND_STORE_URI"] == f"sqlite:///{folder}/mlflow.db"
+        assert environ["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+
+
 @pytest.mark.parametrize("password", [None, "short"], ids=["unset", "too short"])
 def test_auth_without_a_real_password_is_refused(tmp_path, password):
     env = {k: v for k, v in clean_env().items() if k != "NNEXP_ADMIN_PASSWORD"}
