@@ -228,9 +228,10 @@ def wait_for(predicate, timeout: float = 300.0, every: float = 0.2):
 
 
 def status(
-    url: str, user: str | None = None, password: str | None = None, timeout: float = 10.0
+    url: str, user: str | None = None, password: str | None = None, timeout: float = 120.0
 ) -> int:
-    """The HTTP status of a GET, with basic-auth credentials when given."""
+    """The HTTP status of a GET, with basic-auth credentials when given; the timeout only detects
+    a hang (checking a password hash takes the server seconds on a loaded machine)."""
     import base64
     import urllib.error
     import urllib.request
@@ -249,7 +250,7 @@ def status(
 def healthy(uri: str) -> bool:
     """Whether an MLflow server answers its health check."""
     try:
-        return status(f"{uri}/health", timeout=2) == 200
+        return status(f"{uri}/health", timeout=30) == 200
     except OSError:
         return False
 
