@@ -16,7 +16,8 @@ from threadpoolctl import threadpool_limits
 
 from nnexp import config, provenance
 from nnexp.errors import UserError
-from nnexp.train import JobContext, run_job
+from nnexp.job import JobContext
+from nnexp.train import train
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -96,7 +97,7 @@ def retrain(cfg: DictConfig, run: Run, output_root: Path) -> str:
     ctx = JobContext(launch_dir=Path.cwd(), output_dir=output_dir)
     threads = int(run.data.tags.get("nnexp.blas_threads", "0")) or None
     with threadpool_limits(limits=threads, user_api="blas"):
-        outcome = run_job(cfg, ctx, extra_tags={REPRODUCES_TAG: run.info.run_id})
+        outcome = train(cfg, ctx, extra_tags={REPRODUCES_TAG: run.info.run_id})
     return outcome.run_id
 
 

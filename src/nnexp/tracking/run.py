@@ -25,16 +25,15 @@ FLUSH_SECONDS = 2.0
 ERROR_TAG, STATUS_TAG = "nnexp.error", "nnexp.status"
 
 
-def provenance_tags() -> dict[str, str]:
-    """Git commit and dirty flag, package versions, host and pid (for `nnexp runs repair`)."""
+def code_tags() -> dict[str, str]:
+    """Git commit and dirty flag, package versions and host: the same for every job of a sweep,
+    so its launching process computes them once and hands them to the jobs."""
     code = provenance.code_version()
     tags = {
         "nnexp.git_commit": code.commit,
         "nnexp.git_dirty": str(code.dirty).lower(),
         "nnexp.code_version": code.label(),
         "nnexp.host": provenance.host(),
-        "nnexp.pid": str(os.getpid()),
-        "nnexp.blas_threads": str(provenance.blas_threads()),
     }
     tags.update(
         {
@@ -43,6 +42,16 @@ def provenance_tags() -> dict[str, str]:
         }
     )
     return tags
+
+
+def process_tags() -> dict[str, str]:
+    """The pid (for `nnexp runs repair`) and BLAS threads of the process that logs the run."""
+    return {"nnexp.pid": str(os.getpid()), "nnexp.blas_threads": str(provenance.blas_threads())}
+
+
+def provenance_tags() -> dict[str, str]:
+    """Code and process tags together, for a run made outside a job (a sweep's parent)."""
+    return {**code_tags(), **process_tags()}
 
 
 class RunLog:
@@ -91,17 +100,23 @@ class RunLog:
 
 @contextmanager
 def open_run(
-    experiment_id: str, name: str, parent_run_id: str | None, tags: Mapping[str, str]
+    client: MlflowClient,
+    experiment_id: str,
+    name: str,
+    parent_run_id: str | None,
+    tags: Mapping[str, str],
 ) -> Iterator[RunLog]:
-    """A run that ends FINISHED when the block completes, KILLED on SIGINT/SIGTERM and FAILED on
-    any other exception, with the reason in the ``nnexp.error`` tag; queued points go first."""
+    """A run of ``client``'s store (also the fluent API's active run, for dataset and model)
+    that ends FINISHED when the block completes, KILLED on SIGINT/SIGTERM and FAILED on any
+    other exception, with the reason in the ``nnexp.error`` tag; queued points go first.
+    ``tags`` carry the code tags; the process tags are added here."""
     active = mlflow.start_run(
         experiment_id=experiment_id,
         run_name=name,
         parent_run_id=parent_run_id,
-        tags={**provenance_tags(), **tags},
+        tags={**tags, **process_tags()},
     )
-    log = RunLog(MlflowClient(), active.info.run_id)
+    log = RunLog(client, active.info.run_id)
     try:
         with sigterm_raises():
             yield log
@@ -148,7 +163,7 @@ def record_failed_run(
     """A run that never trained: created, given its params and reason, and ended FAILED."""
     parent = {"mlflow.parentRunId": parent_run_id} if parent_run_id else {}
     run_id = client.create_run(
-        experiment_id, run_name=name, tags={**provenance_tags(), **tags, **parent}
+        experiment_id, run_name=name, tags={**tags, **process_tags(), **parent}
     ).info.run_id
     log = RunLog(client, run_id)
     log.params(params)

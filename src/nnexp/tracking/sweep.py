@@ -10,13 +10,15 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import mlflow
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from nnexp import plots
+from nnexp import console, plots
 from nnexp.errors import UserError
+from nnexp.tracking.model import has_model_inputs, log_model
 from nnexp.tracking.queries import children, search_all
-from nnexp.tracking.run import ERROR_TAG, RunLog, end_run, provenance_tags
+from nnexp.tracking.run import ERROR_TAG, RunLog, code_tags, end_run, process_tags
 from nnexp.tracking.store import client_for, open_experiment
 from nnexp.tracking.uri import check_store
 
@@ -26,6 +28,9 @@ CONFIG_HASH_TAG = "nnexp.config_hash"
 JOB_NUM_TAG = "nnexp.job_num"
 RUN_TYPE_TAG = "nnexp.run_type"
 SWEEP_KEY_TAG = "nnexp.sweep_key"
+OUTPUT_DIR_TAG = "nnexp.output_dir"
+#: On a sweep's parent: the child whose model the parent holds.
+BEST_MODEL_TAG = "nnexp.model_of"
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,10 @@ class SweepInfo:
     experiment_id: str
     axes: dict[str, str]
     started_ms: int
+    #: Git, version and host tags, computed once by the launching process for every job.
+    code_tags: dict[str, str] = field(default_factory=dict)
+    #: Whether the sweep logs its best child's pyfunc model on the parent at the end.
+    log_model: bool = True
 
     def save(self, sweep_dir: Path) -> None:
         """Write the sweep file; refuse if another sweep already writes into this folder."""
@@ -64,12 +73,14 @@ def start_sweep(
     sweep_key: str,
     command: str,
     resume: bool,
+    log_model: bool,
 ) -> SweepInfo:
     """Create the store and the parent run (or reopen the last one with this sweep key when
     resuming) before any job starts, and write the sweep file."""
     check_store(uri)
     client = client_for(uri)
     experiment_id = open_experiment(client, experiment)
+    tags = code_tags()
     parent = _last_parent(client, experiment_id, sweep_key) if resume else None
     if parent is not None:
         parent_id = parent.info.run_id
@@ -80,7 +91,8 @@ def start_sweep(
             experiment_id,
             run_name=f"sweep {sweep_dir.parent.name} {sweep_dir.name} ({' × '.join(axes)})",
             tags={
-                **provenance_tags(),
+                **tags,
+                **process_tags(),
                 RUN_TYPE_TAG: "sweep",
                 SWEEP_KEY_TAG: sweep_key,
                 "nnexp.command": command,
@@ -88,7 +100,7 @@ def start_sweep(
         ).info.run_id
         RunLog(client, parent_id).params(axes)
     client.set_tag(parent_id, "nnexp.sweep_dir", str(sweep_dir))
-    info = SweepInfo(parent_id, uri, experiment_id, axes, int(time.time() * 1000))
+    info = SweepInfo(parent_id, uri, experiment_id, axes, int(time.time() * 1000), tags, log_model)
     info.save(sweep_dir)
     return info
 
@@ -155,7 +167,8 @@ class SweepSummary:
 
 
 def finish_sweep(info: SweepInfo, sweep_dir: Path) -> SweepSummary:
-    """Summarise the children into the parent and end it FINISHED, or FAILED if any job failed."""
+    """Summarise the children into the parent, log the best child's model on it (unless
+    tracking.log_model=false) and end it FINISHED, or FAILED if any job failed."""
     client = client_for(info.tracking_uri)
     parent = client.get_run(info.parent_run_id)
     skipped = {
@@ -165,8 +178,26 @@ def finish_sweep(info: SweepInfo, sweep_dir: Path) -> SweepSummary:
     }
     summary = summarize(client, info, skipped)
     _log_summary(client, info, summary, sweep_dir)
-    client.set_terminated(info.parent_run_id, "FAILED" if summary.failed else "FINISHED")
+    status = "FAILED" if summary.failed else "FINISHED"
+    if info.log_model and summary.best is not None:
+        _log_best_model(client, info.parent_run_id, summary.best.run_id, status)
+    client.set_terminated(info.parent_run_id, status)
     return summary
+
+
+def _log_best_model(client: MlflowClient, parent_id: str, best_id: str, status: str) -> None:
+    """The best child's pyfunc model, from the folder its job left, logged on the parent."""
+    folder = Path(client.get_run(best_id).data.tags.get(OUTPUT_DIR_TAG, ""))
+    if not has_model_inputs(folder):
+        console.warning(
+            f"no model logged on the sweep: the best run's folder {folder} is not readable "
+            "here; run it alone (`nnexp reproduce` or `nnexp-train` with its overrides) for one"
+        )
+        return
+    with mlflow.start_run(run_id=parent_id):
+        log_model(folder)
+        mlflow.set_tag(BEST_MODEL_TAG, best_id)
+        mlflow.end_run(status)
 
 
 def summarize(client: MlflowClient, info: SweepInfo, skipped: dict[str, str]) -> SweepSummary:
