@@ -230,6 +230,14 @@ class SweepParent(Callback):
     def __init__(self) -> None:
         self.sweep = _CURRENT.get() or Sweep()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Launchers send the callbacks to their workers, which never open a sweep: the
+        launching process's Sweep (threads, a live display) stays behind."""
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.sweep = Sweep()
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Open the sweep."""
         self.sweep.open(config)
