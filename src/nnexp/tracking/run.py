@@ -49,11 +49,6 @@ def process_tags() -> dict[str, str]:
     return {"nnexp.pid": str(os.getpid()), "nnexp.blas_threads": str(provenance.blas_threads())}
 
 
-def provenance_tags() -> dict[str, str]:
-    """Code and process tags together, for a run made outside a job (a sweep's parent)."""
-    return {**code_tags(), **process_tags()}
-
-
 class RunLog:
     """Logging into one open run: batched params, tags and metric points, and artifacts."""
 
