@@ -22,7 +22,6 @@ from rich.progress import (
     Progress,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 
 from nnexp.console import err_console
@@ -116,14 +115,14 @@ class SweepProgress:
                 MofNCompleteColumn(),
                 TextColumn("done, {task.fields[failed]} failed"),
                 TimeElapsedColumn(),
-                TextColumn("elapsed, left"),
-                TimeRemainingColumn(),
-                TextColumn("· best test_cost {task.fields[best]}"),
+                TextColumn(
+                    "elapsed, left ~{task.fields[left]} · best test_cost {task.fields[best]}"
+                ),
                 console=err_console,
                 redirect_stdout=True,
                 redirect_stderr=True,
             )
-            self._task = self._bar.add_task("sweep", total=self.total, failed=0, best="–")
+            self._task = self._bar.add_task("sweep", total=self.total, failed=0, left="?", best="–")
             self._bar.start()
         self._thread.start()
 
@@ -153,13 +152,14 @@ class SweepProgress:
             self._show(record)
 
     def _show(self, record: dict) -> None:
+        elapsed = time.monotonic() - self._started
         if self._bar is not None:
             self._bar.update(
                 self._task,
                 completed=self.tally.done,
                 failed=self.tally.failed,
+                left=eta_text(elapsed, self.tally.done, self.total),
                 best=self.tally.best_text(),
             )
         else:
-            elapsed = time.monotonic() - self._started
             print(plain_line(self.tally, self.total, elapsed, record), file=sys.stderr, flush=True)
