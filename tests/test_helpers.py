@@ -10,8 +10,8 @@ from omegaconf import OmegaConf
 
 from nnexp import config
 from nnexp.hydra_errors import HYDRA_ERRORS, hydra_error_line
+from nnexp.job import flatten, run_name
 from nnexp.report.make import folder_name
-from nnexp.train import JobContext, flatten, run_name
 from nnexp.vocabulary import (
     CONFIG_HASH_TAG,
     cost_key,
@@ -36,29 +36,21 @@ CFG = OmegaConf.create(
 )
 
 
-def ctx(*overrides):
-    return JobContext(launch_dir=".", output_dir=".", overrides=list(overrides))
-
-
-def tracker(axes):
-    return SimpleNamespace(sweep=SimpleNamespace(axes=axes))
-
-
 def test_run_name_of_a_single_run_names_the_data_and_main_hyperparameters():
-    assert run_name(CFG, ctx(), None) == "xor hidden=4 lr=0.5 l2=0.0"
-    assert run_name(CFG, ctx(), tracker({})) == "xor hidden=4 lr=0.5 l2=0.0"
+    assert run_name(CFG, [], []) == "xor hidden=4 lr=0.5 l2=0.0"
+    assert run_name(CFG, ["model.hidden=4"], []) == "xor hidden=4 lr=0.5 l2=0.0"
 
 
 def test_run_name_of_a_sweep_job_is_its_swept_values_as_given():
-    axes = {"model.hidden": "2,4", "optim.lr": "0.5,1"}
-    name = run_name(CFG, ctx("model.hidden=4", "optim.lr=5e-1"), tracker(axes))
+    axes = ["model.hidden", "optim.lr"]
+    name = run_name(CFG, ["model.hidden=4", "optim.lr=5e-1"], axes)
     assert name == "hidden=4 lr=5e-1"
 
 
 def test_run_name_keeps_the_full_key_where_two_swept_keys_end_alike():
     cfg = OmegaConf.merge(CFG, {"dataset": {"seed": 3}, "seed": 1})
-    axes = {"seed": "1,2", "dataset.seed": "3,4", "+model.hidden": "4,5"}
-    name = run_name(cfg, ctx("seed=1", "model.hidden=4"), tracker(axes))
+    axes = ["seed", "dataset.seed", "+model.hidden"]
+    name = run_name(cfg, ["seed=1", "model.hidden=4"], axes)
     assert name == "seed=1 dataset.seed=3 hidden=4"
 
 

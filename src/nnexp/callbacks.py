@@ -1,5 +1,7 @@
-"""The Hydra callback that owns a sweep's MLflow parent run, and what the launching process keeps
-to report the sweep's outcome. mlflow is imported only when a tracked sweep starts."""
+"""A sweep's lifecycle in its launching process: one ``Sweep`` object opens the MLflow parent run
+and the progress line, closes them with a summary, or aborts them, and tells ``main`` the exit
+code. ``main`` creates it (``sweep_scope``); Hydra's callback ``SweepParent`` only forwards
+Hydra's start and end of the multirun to it. mlflow is imported only when a tracked sweep starts."""
 
 from __future__ import annotations
 
@@ -7,17 +9,22 @@ import hashlib
 import json
 import shlex
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from nnexp import console
-from nnexp.errors import UserError, first_line
+from nnexp.errors import RUN_FAILED, UserError, first_line
 from nnexp.privacy import redact
+from nnexp.progress import SweepProgress
+from nnexp.signals import Terminated
 
 FAILED_MARKER = "job_failed.json"
 
@@ -31,19 +38,6 @@ class SweepAborted(BaseException):
         self.error = error
 
 
-@dataclass
-class SweepState:
-    """The launching process's view of the sweep in progress and of failed jobs."""
-
-    info: Any = None
-    sweep_dir: Path | None = None
-    failures: list[dict[str, Any]] = field(default_factory=list)
-    summary_error: str | None = None
-
-
-STATE = SweepState()
-
-
 def swept_axes(config: DictConfig) -> dict[str, str]:
     """Swept key → its sweep spec, from ``hydra.sweeper.params`` and the command line."""
     axes = {
@@ -53,6 +47,22 @@ def swept_axes(config: DictConfig) -> dict[str, str]:
         if override.is_sweep_override():
             axes[override.key_or_group] = override.get_value_string()
     return axes
+
+
+def planned_jobs(config: DictConfig) -> int | None:
+    """How many jobs the sweep will run: Optuna's n_trials, the basic sweeper's grid size, or
+    None where the sweeper does not say."""
+    sweeper = config.hydra.sweeper
+    if "n_trials" in sweeper:
+        return int(sweeper.n_trials)
+    params = [f"{k}={v}" for k, v in (OmegaConf.select(sweeper, "params") or {}).items()]
+    try:
+        overrides = OverridesParser.create().parse_overrides(
+            [*params, *config.hydra.overrides.task]
+        )
+        return sum(len(batch) for batch in BasicSweeper.split_arguments(overrides, None))
+    except Exception:
+        return None
 
 
 def sweep_key(config: DictConfig, axes: dict[str, str]) -> str:
@@ -77,73 +87,163 @@ def write_failure(output_dir: Path, overrides: list[str], reason: str) -> None:
     (output_dir / FAILED_MARKER).write_text(json.dumps(record))
 
 
-class SweepParent(Callback):
-    """Creates the store and the sweep's parent run before the first job, and closes it with a
-    summary after the last; an untracked sweep only reports its failed jobs."""
+class Sweep:
+    """One sweep seen from its launching process: the parent run (when tracked), the progress
+    line, the failed jobs and the exit code. Opened at Hydra's multirun start, closed at its end,
+    aborted if the sweep stops before that."""
 
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        """Create (or, with sweep.resume=true, reopen) the parent run."""
-        sweep_dir = Path(config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        STATE.sweep_dir = sweep_dir
-        if not config.tracking.enabled:
-            return
+    def __init__(self) -> None:
+        self.info: Any = None
+        self.sweep_dir: Path | None = None
+        self.progress: SweepProgress | None = None
+        self.failures: list[dict[str, Any]] = []
+        self.summary_error: str | None = None
+
+    def open(self, config: DictConfig) -> None:
+        """Create (or, with sweep.resume=true, reopen) the parent run; start the progress line."""
+        self.sweep_dir = Path(config.hydra.sweep.dir)
+        self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        if config.tracking.enabled:
+            self._open_parent(config)
+        self.progress = SweepProgress(self.sweep_dir, planned_jobs(config))
+        self.progress.start()
+
+    def _open_parent(self, config: DictConfig) -> None:
         from nnexp.tracking.sweep import start_sweep
         from nnexp.tracking.uri import resolve_uri
 
         axes = swept_axes(config)
         try:
-            STATE.info = start_sweep(
+            self.info = start_sweep(
                 uri=resolve_uri(config.tracking.uri, Path(config.hydra.runtime.cwd)),
                 experiment=config.tracking.experiment,
-                sweep_dir=sweep_dir,
+                sweep_dir=self.sweep_dir,
                 axes=axes,
                 sweep_key=sweep_key(config, axes),
                 command=redact(shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])),
                 resume=bool(config.sweep.resume),
+                log_model=bool(config.tracking.log_model),
             )
         except UserError as err:
             raise SweepAborted(err) from None
-        console.info(f"sweep parent run {STATE.info.parent_run_id} · outputs in {sweep_dir}")
+        console.info(f"sweep parent run {self.info.parent_run_id} · outputs in {self.sweep_dir}")
 
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        """Summarise the children into the parent, print the table, note failures."""
-        STATE.failures = [
-            json.loads(path.read_text()) for path in sorted(STATE.sweep_dir.rglob(FAILED_MARKER))
+    def close(self) -> None:
+        """Stop the progress line; summarise the children into the parent, print the table,
+        note failures."""
+        self._stop_progress()
+        self.failures = [
+            json.loads(path.read_text()) for path in sorted(self.sweep_dir.rglob(FAILED_MARKER))
         ]
-        if STATE.info is None:
-            for failure in STATE.failures:
+        if self.info is None:
+            for failure in self.failures:
                 console.info(f"failed: {' '.join(failure['overrides'])}: {failure['reason']}")
             return
         from nnexp.tracking.sweep import finish_sweep
 
-        info, STATE.info = STATE.info, None
+        info, self.info = self.info, None
         try:
-            summary = finish_sweep(info, STATE.sweep_dir)
+            summary = finish_sweep(info, self.sweep_dir)
         except Exception as err:
-            STATE.summary_error = (
+            self.summary_error = (
                 f"could not summarise sweep {info.parent_run_id}: {first_line(err)}"
             )
             return
-        keys = list(info.axes)
-        console.table(
-            f"sweep {info.parent_run_id}: "
-            + ", ".join(f"{count} {label}" for label, count in sorted(summary.counts.items())),
-            [*keys, "train_cost", "test_cost", "status", "reason", "run_id"],
+        show_summary(info, summary)
+
+    def abort(self, status: str, reason: str) -> None:
+        """End a parent whose sweep stopped before its end (an error, Ctrl-C, SIGTERM)."""
+        self._stop_progress()
+        info, self.info = self.info, None
+        if info is not None:
+            from nnexp.tracking.sweep import abort_sweep
+
+            abort_sweep(info, status, reason)
+
+    def _stop_progress(self) -> None:
+        progress, self.progress = self.progress, None
+        if progress is not None:
+            progress.stop()
+
+    def exit_code(self) -> int:
+        """1 if the summary could not be made or any job failed (saying so on stderr), else 0."""
+        if self.summary_error is not None:
+            console.error(self.summary_error)
+            return RUN_FAILED
+        if self.failures:
+            console.error(f"{len(self.failures)} job(s) failed; see the table above")
+            return RUN_FAILED
+        return 0
+
+
+def show_summary(info: Any, summary: Any) -> None:
+    """The sweep's table and its best job, on stdout."""
+    keys = list(info.axes)
+    console.table(
+        f"sweep {info.parent_run_id}: "
+        + ", ".join(f"{count} {label}" for label, count in sorted(summary.counts.items())),
+        [*keys, "train_cost", "test_cost", "status", "reason", "run_id"],
+        [
             [
-                [
-                    *row.values.values(),
-                    f"{row.train_cost:.6g}",
-                    f"{row.test_cost:.6g}",
-                    row.status,
-                    row.reason,
-                    row.run_id,
-                ]
-                for row in summary.rows
-            ],
+                *row.values.values(),
+                f"{row.train_cost:.6g}",
+                f"{row.test_cost:.6g}",
+                row.status,
+                row.reason,
+                row.run_id,
+            ]
+            for row in summary.rows
+        ],
+    )
+    if summary.best is not None:
+        best = " ".join(f"{k}={v}" for k, v in summary.best.values.items())
+        console.info(
+            f"best: {best} test_cost={summary.best.test_cost:.6g} (run {summary.best.run_id})"
         )
-        if summary.best is not None:
-            best = " ".join(f"{k}={v}" for k, v in summary.best.values.items())
-            console.info(
-                f"best: {best} test_cost={summary.best.test_cost:.6g} (run {summary.best.run_id})"
-            )
+
+
+#: The sweep of the ``sweep_scope`` block running now, for Hydra's callback to reach.
+_CURRENT: ContextVar[Sweep | None] = ContextVar("nnexp_sweep", default=None)
+
+
+@contextmanager
+def sweep_scope() -> Iterator[Sweep]:
+    """A Sweep for one ``nnexp-train`` command: Hydra's callback opens and closes it; leaving the
+    block with the parent still open aborts it, KILLED on Ctrl-C or SIGTERM, else FAILED."""
+    sweep = Sweep()
+    token = _CURRENT.set(sweep)
+    try:
+        yield sweep
+    except KeyboardInterrupt:
+        sweep.abort("KILLED", "interrupted (Ctrl-C)")
+        raise
+    except Terminated as err:
+        sweep.abort("KILLED", str(err))
+        raise
+    finally:
+        sweep.abort("FAILED", "the sweep stopped before its end")
+        _CURRENT.reset(token)
+
+
+class SweepParent(Callback):
+    """Hydra's side of the sweep: forwards the multirun's start and end to the current Sweep
+    (a fresh one when Hydra runs outside ``sweep_scope``)."""
+
+    def __init__(self) -> None:
+        self.sweep = _CURRENT.get() or Sweep()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Launchers send the callbacks to their workers, which never open a sweep: the
+        launching process's Sweep (threads, a live display) stays behind."""
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.sweep = Sweep()
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Open the sweep."""
+        self.sweep.open(config)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        """Close the sweep."""
+        self.sweep.close()

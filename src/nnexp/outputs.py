@@ -1,9 +1,11 @@
 """A job's files in its output folder: weights.npz, config.yaml, overrides.yaml, cost_curve.png
-and costs.csv. The same files are the run's MLflow artifacts."""
+and costs.csv, which are the run's MLflow artifacts, and (with tracking.log_model) the scalers
+and input example its pyfunc model is logged from."""
 
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,8 @@ def write_outputs(
             "curve": _curve(result, seeds, dataset.name, cfg, folder / "cost_curve.png"),
             "costs": _costs(result, seeds, folder / "costs.csv"),
         }
+        if cfg["tracking"]["enabled"] and cfg["tracking"]["log_model"]:
+            write_model_inputs(dataset, folder)
     except OSError as err:
         raise RunFailed(
             f"cannot write the run's files in {folder}: {err.strerror or err}; "
@@ -39,6 +43,24 @@ def write_outputs(
     if overrides.is_file():
         files["overrides"] = overrides
     return files
+
+
+#: What a pyfunc model needs besides weights.npz, written beside it.
+SCALERS, EXAMPLE = "scalers.json", "input_example.json"
+#: Rows of the training split (in original units) kept as the model's input example.
+EXAMPLE_ROWS = 5
+
+
+def write_model_inputs(dataset: Dataset, folder: Path) -> None:
+    """The scalers and EXAMPLE_ROWS training rows with their targets, in original units: with
+    weights.npz, all a model is logged from (for a sweep, later, by its launching process)."""
+    scalers = {"x": dataset.x_scaler.to_dict(), "y": dataset.y_scaler.to_dict()}
+    (folder / SCALERS).write_text(json.dumps(scalers, indent=1))
+    example = {
+        "X": dataset.x_scaler.inverse(dataset.X_train[:EXAMPLE_ROWS]).tolist(),
+        "y": dataset.y_scaler.inverse(dataset.y_train[:EXAMPLE_ROWS]).tolist(),
+    }
+    (folder / EXAMPLE).write_text(json.dumps(example))
 
 
 def _weights(result: TrainResult, seeds: list[int], path: Path) -> Path:

@@ -17,9 +17,10 @@ from threadpoolctl import threadpool_limits
 from nnexp import config, provenance
 from nnexp.errors import UserError
 from nnexp.hydra_errors import hydra_error_line
+from nnexp.job import JobContext
 from nnexp.safe_yaml import read_mapping
 from nnexp.tracking.uri import scheme_of
-from nnexp.train import JobContext, discard_unused_output, run_job
+from nnexp.train import discard_unused_output, train
 from nnexp.vocabulary import (
     BLAS_THREADS_TAG,
     CODE_VERSION_TAG,
@@ -130,7 +131,7 @@ def retrain(cfg: DictConfig, run: Run, output_root: Path) -> str:
     threads = int(recorded) if recorded.isdigit() and int(recorded) > 0 else None
     try:
         with threadpool_limits(limits=threads, user_api="blas"):
-            outcome = run_job(cfg, ctx, extra_tags={REPRODUCES_TAG: run.info.run_id})
+            outcome = train(cfg, ctx, extra_tags={REPRODUCES_TAG: run.info.run_id})
     except BaseException:
         discard_unused_output(output_dir, Path.cwd())
         raise

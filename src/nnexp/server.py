@@ -21,9 +21,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 WORKER_HEALTHCHECK = 60
 
 
-def server_command(
-    host: str, port: int, artifacts: str, workers: int, auth: bool
-) -> list[str]:
+def server_command(host: str, port: int, artifacts: str, workers: int, auth: bool) -> list[str]:
     """The `mlflow server` command line; the backend store URI, which may hold a database
     password, goes by the environment (``server_environment``), never where `ps` shows it."""
     command = [

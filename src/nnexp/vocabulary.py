@@ -43,6 +43,7 @@ BLAS_THREADS_TAG = "nnexp.blas_threads"
 # A sweep's parent run.
 SWEEP_KEY_TAG = "nnexp.sweep_key"  # same sweep command → same key: what resume looks up
 SWEEP_DIR_TAG = "nnexp.sweep_dir"
+BEST_MODEL_TAG = "nnexp.model_of"  # the child whose model the parent holds
 RESUMED_TAG = "nnexp.resumed_ms"  # when a resumed sweep's process took over (ms since epoch)
 COMMAND_TAG = "nnexp.command"
 SKIP_TAG_PREFIX = "nnexp.skipped."  # + a config hash: the FINISHED run that resume reused

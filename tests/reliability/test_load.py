@@ -41,8 +41,8 @@ def load_sweep(tmp_path: Path, uri: str, experiment: str) -> float:
 
 
 def assert_nothing_lost(uri: str, experiment: str) -> None:
-    """One FINISHED parent counting 48 finished children, each with both full histories, its
-    files and one READY model; nothing else in the experiment."""
+    """One FINISHED parent counting 48 finished children, each with both full histories and its
+    files, and the best child's READY model on the parent; nothing else in the experiment."""
     parents, children = sweep_runs(uri, experiment)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert len(children) == JOBS and len(all_runs(uri, experiment)) == JOBS + 1
@@ -58,9 +58,8 @@ def assert_nothing_lost(uri: str, experiment: str) -> None:
         files = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert {"weights.npz", "config.yaml", "cost_curve.png", "costs.csv"} <= files
     models = client.search_logged_models([children[0].info.experiment_id], max_results=1000)
-    assert sorted(m.source_run_id for m in models if m.status == "READY") == sorted(
-        c.info.run_id for c in children
-    )
+    assert [m.source_run_id for m in models if m.status == "READY"] == [parents[0].info.run_id]
+    assert parents[0].data.tags["nnexp.model_of"] == parents[0].data.tags["nnexp.best_run_id"]
 
 
 def record(store: str, seconds: float) -> None:

@@ -9,21 +9,21 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
-from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
 from nnexp.data import Dataset
+from nnexp.job import JobOutcome
 from nnexp.tracking import sweep as sweeps
 from nnexp.tracking.model import log_model
-from nnexp.tracking.run import RunLog, open_run, record_failed_run
+from nnexp.tracking.run import RunLog, code_tags, open_run, record_failed_run
 from nnexp.tracking.store import client_for, open_experiment, store_errors
 from nnexp.tracking.uri import check_store
-from nnexp.vocabulary import RUN_TYPE_TAG
+from nnexp.vocabulary import RUN_TYPE_TAG, final_cost
 
 
 class JobTracker:
     """MLflow for one job: ``uri`` and ``experiment`` unless the job belongs to a sweep, whose
-    store and experiment it then shares."""
+    store, experiment and code tags (computed once by its launching process) it then shares."""
 
     def __init__(self, uri: str, experiment: str, sweep: sweeps.SweepInfo | None):
         self.sweep = sweep
@@ -33,6 +33,22 @@ class JobTracker:
         self.experiment_id = (
             sweep.experiment_id if sweep else open_experiment(self.client, experiment)
         )
+        self.code_tags = sweep.code_tags if sweep and sweep.code_tags else code_tags()
+
+    @property
+    def axes(self) -> list[str]:
+        """The swept keys of the job's sweep (none for a single run)."""
+        return list(self.sweep.axes) if self.sweep else []
+
+    @property
+    def code_version(self) -> str:
+        """The code's label (commit, plus a hash of uncommitted changes) for the config hash."""
+        return self.code_tags["nnexp.code_version"]
+
+    @property
+    def logs_model(self) -> bool:
+        """A single run logs its own model; a sweep's parent logs its best child's at the end."""
+        return self.sweep is None
 
     @contextmanager
     def run(
@@ -43,7 +59,13 @@ class JobTracker:
         run_type = "child" if parent else "single"
         with (
             store_errors(self.uri),
-            open_run(self.experiment_id, name, parent, {**tags, RUN_TYPE_TAG: run_type}) as log,
+            open_run(
+                self.client,
+                self.experiment_id,
+                name,
+                parent,
+                {**self.code_tags, **tags, RUN_TYPE_TAG: run_type},
+            ) as log,
         ):
             log.params(params)
             with store_errors(self.uri):
@@ -53,13 +75,16 @@ class JobTracker:
     def record_invalid(
         self, name: str, params: Mapping[str, object], tags: Mapping[str, str], error: Exception
     ) -> None:
-        """A sweep point whose config was rejected becomes a FAILED child with the reason."""
+        """A sweep point whose config was rejected becomes a FAILED child with the reason (a single
+        run's rejection is only reported)."""
+        if self.sweep is None:
+            return
         record_failed_run(
             self.client,
             self.experiment_id,
             name,
             self.sweep.parent_run_id,
-            {**tags, RUN_TYPE_TAG: "child"},
+            {**self.code_tags, **tags, RUN_TYPE_TAG: "child"},
             params,
             str(error),
         )
@@ -80,29 +105,30 @@ class JobTracker:
             job_num,
             name,
             params,
-            {**tags, sweeps.RUN_TYPE_TAG: "child"},
+            {**self.code_tags, **tags, RUN_TYPE_TAG: "child"},
             status,
             reason,
         )
 
-    def finished_run(self, config_hash: str) -> Run | None:
+    def finished(self, config_hash: str) -> JobOutcome | None:
         """For resume: a FINISHED run of the same config, data and code, noted on the parent."""
         run = sweeps.find_finished(self.client, self.experiment_id, config_hash)
-        if run is not None and self.sweep is not None:
+        if run is None:
+            return None
+        if self.sweep is not None:
             sweeps.record_skip(self.client, self.sweep.parent_run_id, config_hash, run.info.run_id)
-        return run
+        return JobOutcome(final_cost(run.data.metrics, "test"), run.info.run_id)
 
-    def log_outputs(
-        self, log: RunLog, files: Mapping[str, Path], dataset: Dataset, with_model: bool
-    ) -> None:
-        """Upload the job's files, and the pyfunc model when asked."""
+    def log_outputs(self, log: RunLog, files: Mapping[str, Path], with_model: bool) -> None:
+        """Upload the job's files, and for a single run the pyfunc model when asked (the files
+        of a sweep job hold what its parent needs to log the best child's)."""
         for path in files.values():
             log.artifact(path)
-        if with_model:
+        if with_model and self.logs_model:
             with store_errors(self.uri):
-                log_model(files["weights"], dataset, files["weights"].parent)
+                log_model(files["weights"].parent)
 
-    def ui_hint(self, run_id: str) -> str:
+    def ui_hint(self, run_id: str | None) -> str:
         """How to look at the run: the exact `mlflow ui` command, or the server's page."""
         if self.uri.startswith(("http://", "https://")):
             page = f"#/experiments/{self.experiment_id}/runs/{run_id}"

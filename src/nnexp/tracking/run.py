@@ -37,16 +37,15 @@ MAX_METRICS, MAX_PARAMS, MAX_TAGS = 1000, 100, 100
 FLUSH_SECONDS = 2.0
 
 
-def provenance_tags() -> dict[str, str]:
-    """Git commit and dirty flag, package versions, host and pid (for `nnexp runs repair`)."""
+def code_tags() -> dict[str, str]:
+    """Git commit and dirty flag, package versions and host: the same for every job of a sweep,
+    so its launching process computes them once and hands them to the jobs."""
     code = provenance.code_version()
     tags = {
         GIT_COMMIT_TAG: code.commit,
         GIT_DIRTY_TAG: str(code.dirty).lower(),
         CODE_VERSION_TAG: code.label(),
         HOST_TAG: provenance.host(),
-        PID_TAG: str(os.getpid()),
-        BLAS_THREADS_TAG: str(provenance.blas_threads()),
     }
     tags.update(
         {
@@ -55,6 +54,11 @@ def provenance_tags() -> dict[str, str]:
         }
     )
     return tags
+
+
+def process_tags() -> dict[str, str]:
+    """The pid (for `nnexp runs repair`) and BLAS threads of the process that logs the run."""
+    return {PID_TAG: str(os.getpid()), BLAS_THREADS_TAG: str(provenance.blas_threads())}
 
 
 class RunLog:
@@ -103,18 +107,23 @@ class RunLog:
 
 @contextmanager
 def open_run(
-    experiment_id: str, name: str, parent_run_id: str | None, tags: Mapping[str, str]
+    client: MlflowClient,
+    experiment_id: str,
+    name: str,
+    parent_run_id: str | None,
+    tags: Mapping[str, str],
 ) -> Iterator[RunLog]:
-    """A run that ends FINISHED when the block completes, KILLED on SIGINT/SIGTERM and FAILED on
-    any other exception, with the reason in the ``nnexp.error`` tag; queued points go first (a
-    run whose last points cannot be sent ends FAILED, not FINISHED without them)."""
+    """A run of ``client``'s store (also the fluent API's active run, for dataset and model)
+    that ends FINISHED when the block completes, KILLED on SIGINT/SIGTERM and FAILED on any
+    other exception, with the reason in the ``nnexp.error`` tag; queued points go first.
+    ``tags`` carry the code tags; the process tags are added here."""
     active = mlflow.start_run(
         experiment_id=experiment_id,
         run_name=name,
         parent_run_id=parent_run_id,
-        tags=redact_values({**provenance_tags(), **tags}),
+        tags=redact_values({**tags, **process_tags()}),
     )
-    log = RunLog(MlflowClient(), active.info.run_id)
+    log = RunLog(client, active.info.run_id)
     try:
         with sigterm_raises():
             yield log
@@ -162,7 +171,7 @@ def record_failed_run(
     """A run that never trained: created, given its params and reason, and ended ``status``."""
     parent = {PARENT_RUN_TAG: parent_run_id} if parent_run_id else {}
     run_id = client.create_run(
-        experiment_id, run_name=name, tags=redact_values({**provenance_tags(), **tags, **parent})
+        experiment_id, run_name=name, tags=redact_values({**tags, **process_tags(), **parent})
     ).info.run_id
     log = RunLog(client, run_id)
     log.params(params)

@@ -10,33 +10,42 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from nnexp.errors import StoreFailed, UserError, first_line
-from nnexp.privacy import redact
-from nnexp.tracking.uri import split_credentials, sqlite_file
-
-# Fail within seconds, not minutes, when a tracking server stops answering (user settings win).
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-# A model states its own exact requirements; MLflow would otherwise copy the uv.lock of whatever
-# uv project the job was launched from into every model.
-os.environ.setdefault("MLFLOW_LOG_UV_FILES", "false")
-os.environ.setdefault("MLFLOW_UV_AUTO_DETECT", "false")
-
 import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-for _noisy in (
+from nnexp.errors import StoreFailed, UserError, first_line
+from nnexp.privacy import redact
+from nnexp.tracking.uri import split_credentials, sqlite_file
+
+#: MLflow settings nnexp needs unless the user set them: fail within seconds, not minutes, when a
+#: tracking server stops answering; no progress bars; a model states its own exact requirements
+#: (MLflow would otherwise copy the uv.lock of whatever uv project the job was launched from).
+MLFLOW_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "MLFLOW_LOG_UV_FILES": "false",
+    "MLFLOW_UV_AUTO_DETECT": "false",
+}
+NOISY_LOGGERS = (
     "mlflow.store.db.utils",
     "mlflow.tracking.fluent",
     "mlflow.pyfunc",
     "mlflow.models",
     "alembic",
     "mlflow.utils.environment",
-):
-    logging.getLogger(_noisy).setLevel(logging.ERROR)
+)
+
+
+def configure_mlflow() -> None:
+    """Apply MLFLOW_DEFAULTS where the environment leaves them unset (MLflow reads them at each
+    request) and quiet MLflow's chatty loggers; called when a store is opened, never at import."""
+    for key, value in MLFLOW_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def client_for(uri: str) -> MlflowClient:
@@ -50,6 +59,7 @@ def client_for(uri: str) -> MlflowClient:
         os.environ["MLFLOW_TRACKING_USERNAME"] = user
     if password is not None:
         os.environ["MLFLOW_TRACKING_PASSWORD"] = password
+    configure_mlflow()
     mlflow.set_tracking_uri(uri)
     with _schema_lock(uri):
         try:

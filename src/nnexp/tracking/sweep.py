@@ -11,24 +11,28 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import mlflow
 from mlflow.entities import Run, RunTag
 from mlflow.tracking import MlflowClient
 
-from nnexp import plots
+from nnexp import console, plots
 from nnexp.errors import UserError
 from nnexp.privacy import redact, redact_values, reveal
+from nnexp.tracking.model import has_model_inputs, log_model
 from nnexp.tracking.queries import children, latest
 from nnexp.tracking.repair import process_alive, why_dead
-from nnexp.tracking.run import RunLog, end_run, provenance_tags, record_failed_run
+from nnexp.tracking.run import RunLog, code_tags, end_run, process_tags, record_failed_run
 from nnexp.tracking.store import client_for, open_experiment
 from nnexp.tracking.uri import check_store
 from nnexp.vocabulary import (
+    BEST_MODEL_TAG,
     BEST_RUN_TAG,
     BEST_TAG_PREFIX,
     COMMAND_TAG,
     CONFIG_HASH_TAG,
     ERROR_TAG,
     JOB_NUM_TAG,
+    OUTPUT_DIR_TAG,
     PID_TAG,
     RESUMED_TAG,
     RUN_TYPE_TAG,
@@ -54,6 +58,10 @@ class SweepInfo:
     experiment_id: str
     axes: dict[str, str]
     started_ms: int
+    #: Git, version and host tags, computed once by the launching process for every job.
+    code_tags: dict[str, str] = field(default_factory=dict)
+    #: Whether the sweep logs its best child's pyfunc model on the parent at the end.
+    log_model: bool = True
 
     @staticmethod
     def claim(sweep_dir: Path) -> None:
@@ -91,20 +99,24 @@ def start_sweep(
     sweep_key: str,
     command: str,
     resume: bool,
+    log_model: bool,
 ) -> SweepInfo:
     """Create the store and the parent run (or reopen the last one with this sweep key when
     resuming) before any job starts, and write the sweep file."""
     check_store(uri)
     client = client_for(uri)
     experiment_id = open_experiment(client, experiment)
+    tags = code_tags()
     SweepInfo.claim(sweep_dir)
     try:
-        parent_id = _open_parent(client, experiment_id, sweep_dir, axes, sweep_key, command, resume)
+        parent_id = _open_parent(
+            client, experiment_id, sweep_dir, axes, sweep_key, command, resume, tags
+        )
     except BaseException:
         (sweep_dir / SWEEP_FILE).unlink(missing_ok=True)
         raise
     client.set_tag(parent_id, SWEEP_DIR_TAG, str(sweep_dir))
-    info = SweepInfo(parent_id, uri, experiment_id, axes, int(time.time() * 1000))
+    info = SweepInfo(parent_id, uri, experiment_id, axes, int(time.time() * 1000), tags, log_model)
     info.save(sweep_dir)
     return info
 
@@ -117,6 +129,7 @@ def _open_parent(
     sweep_key: str,
     command: str,
     resume: bool,
+    tags: Mapping[str, str],
 ) -> str:
     parent = _last_parent(client, experiment_id, sweep_key) if resume else None
     if parent is not None:
@@ -125,7 +138,7 @@ def _open_parent(
         now_ms = str(int(time.time() * 1000))
         client.log_batch(
             parent_id,
-            tags=[RunTag(k, v) for k, v in {**provenance_tags(), RESUMED_TAG: now_ms}.items()],
+            tags=[RunTag(k, v) for k, v in {**tags, **process_tags(), RESUMED_TAG: now_ms}.items()],
         )
         client.update_run(parent_id, status="RUNNING")
         for run, reason in dead:
@@ -136,7 +149,8 @@ def _open_parent(
         run_name=f"sweep {sweep_dir.parent.name} {sweep_dir.name} ({' × '.join(axes)})",
         tags=redact_values(
             {
-                **provenance_tags(),
+                **tags,
+                **process_tags(),
                 RUN_TYPE_TAG: "sweep",
                 SWEEP_KEY_TAG: sweep_key,
                 COMMAND_TAG: command,
@@ -256,7 +270,8 @@ class SweepSummary:
 
 
 def finish_sweep(info: SweepInfo, sweep_dir: Path) -> SweepSummary:
-    """Summarise the children into the parent and end it FINISHED, or FAILED if any job failed."""
+    """Summarise the children into the parent, log the best child's model on it (unless
+    tracking.log_model=false) and end it FINISHED, or FAILED if any job failed."""
     client = client_for(info.tracking_uri)
     parent = client.get_run(info.parent_run_id)
     skipped = {
@@ -266,8 +281,26 @@ def finish_sweep(info: SweepInfo, sweep_dir: Path) -> SweepSummary:
     }
     summary = summarize(client, info, skipped)
     _log_summary(client, info, summary, sweep_dir)
-    client.set_terminated(info.parent_run_id, "FAILED" if summary.failed else "FINISHED")
+    status = "FAILED" if summary.failed else "FINISHED"
+    if info.log_model and summary.best is not None:
+        _log_best_model(client, info.parent_run_id, summary.best.run_id, status)
+    client.set_terminated(info.parent_run_id, status)
     return summary
+
+
+def _log_best_model(client: MlflowClient, parent_id: str, best_id: str, status: str) -> None:
+    """The best child's pyfunc model, from the folder its job left, logged on the parent."""
+    folder = Path(client.get_run(best_id).data.tags.get(OUTPUT_DIR_TAG, ""))
+    if not has_model_inputs(folder):
+        console.warning(
+            f"no model logged on the sweep: the best run's folder {folder} is not readable "
+            "here; run it alone (`nnexp reproduce` or `nnexp-train` with its overrides) for one"
+        )
+        return
+    with mlflow.start_run(run_id=parent_id):
+        log_model(folder)
+        mlflow.set_tag(BEST_MODEL_TAG, best_id)
+        mlflow.end_run(status)
 
 
 def summarize(client: MlflowClient, info: SweepInfo, skipped: dict[str, str]) -> SweepSummary:
