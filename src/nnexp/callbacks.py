@@ -206,6 +206,11 @@ def show_summary(info: Any, summary: Any) -> None:
 _CURRENT: ContextVar[Sweep | None] = ContextVar("nnexp_sweep", default=None)
 
 
+def current_sweep() -> Sweep | None:
+    """The Sweep of the ``sweep_scope`` block running now (in the launching process), if any."""
+    return _CURRENT.get()
+
+
 @contextmanager
 def sweep_scope() -> Iterator[Sweep]:
     """A Sweep for one ``nnexp-train`` command: Hydra's callback opens and closes it; leaving the

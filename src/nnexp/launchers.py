@@ -17,7 +17,7 @@ from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from nnexp import console
-from nnexp.callbacks import STATE, write_failure
+from nnexp.callbacks import current_sweep, write_failure
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,8 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
         output_dir = Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)
         output_dir.mkdir(parents=True, exist_ok=True)
         write_failure(output_dir, overrides, reason)
-        if STATE.info is not None:
+        sweep = current_sweep()
+        if sweep is not None and sweep.info is not None:
             from nnexp.train import record_lost_sweep_job
 
             status = "KILLED" if state.startswith(KILLED_STATES) else "FAILED"
