@@ -9,6 +9,7 @@ import shutil
 import sys
 import traceback
 from collections.abc import Mapping
+from contextvars import ContextVar
 from pathlib import Path
 
 import hydra
@@ -170,6 +171,11 @@ def fit(job: Job, log, interactive: bool) -> core.TrainResult:
     return result
 
 
+#: A single run's error, handed from the job to ``main``: an exception leaving the job would make
+#: Hydra print a line of its own ("Error executing job with overrides: …") before nnexp's.
+_RUN_ERROR: ContextVar[UserError | None] = ContextVar("nnexp_run_error", default=None)
+
+
 @hydra.main(version_base="1.3", config_path=str(config.CONF_DIR), config_name="config")
 def hydra_task(cfg: DictConfig) -> float | None:
     """One Hydra job. A single run's error goes to ``main`` (a rejected run's folder removed
@@ -182,7 +188,8 @@ def hydra_task(cfg: DictConfig) -> float | None:
         except UserError as err:
             if not isinstance(err, RunFailed):
                 discard_unused_output(ctx.output_dir, ctx.launch_dir)
-            raise
+            _RUN_ERROR.set(err)
+            return None
     try:
         outcome = train(cfg, ctx)
     except UserError as err:
@@ -214,6 +221,8 @@ def main() -> None:
     try:
         with sigterm_raises(), sweep_scope() as sweep:
             hydra_task()
+        if (error := _RUN_ERROR.get()) is not None:
+            raise error
         code = sweep.exit_code()
     except (UserError, *HYDRA_ERRORS) as err:
         console.error(hydra_error_line(err) if isinstance(err, HYDRA_ERRORS) else str(err))
