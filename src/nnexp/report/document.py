@@ -70,9 +70,9 @@ def _markdown(block: Block) -> str:
     if isinstance(block, Heading):
         return f"{'#' * block.level} {_md_inline(block.text)}"
     if isinstance(block, Paragraph):
-        return _md_inline(block.text)
+        return _md_block_start(_md_inline(block.text))
     if isinstance(block, Bullets):
-        return "\n".join(f"- {_md_inline(item)}" for item in block.items)
+        return "\n".join(f"- {_md_block_start(_md_inline(item))}" for item in block.items)
     if isinstance(block, Table):
         lines = [_row(block.columns), _row(["---"] * len(block.columns))]
         return "\n".join(lines + [_row(row) for row in block.rows])
@@ -98,6 +98,20 @@ def _md_inline(text: str) -> str:
         part if index % 2 else MARKUP.sub(lambda m: "\\" + m.group(0), part)
         for index, part in enumerate(parts)
     )
+
+
+#: What makes the start of a block a list item, a thematic break or a setext underline: -, +, =
+#: or "1." / "1)" first (leading white space, which could make indented code, is dropped).
+BLOCK_START = re.compile(r"[-+=]|\d+[.)]")
+
+
+def _md_block_start(line: str) -> str:
+    """``line`` (already inline-escaped) with whatever would open a block at its start escaped."""
+    line = line.lstrip()
+    found = BLOCK_START.match(line)
+    if found is None:
+        return line
+    return f"{line[: found.end() - 1]}\\{line[found.end() - 1 :]}"
 
 
 def _row(cells: list[str]) -> str:
