@@ -176,6 +176,12 @@ def fit(job: Job, log, interactive: bool) -> core.TrainResult:
 _RUN_ERROR: ContextVar[UserError | None] = ContextVar("nnexp_run_error", default=None)
 
 
+def keep_run_error(error: UserError) -> None:
+    """Hand a single run's error to ``main`` (a function, so that launchers pickling the task
+    pickle this by name and never the ContextVar)."""
+    _RUN_ERROR.set(error)
+
+
 @hydra.main(version_base="1.3", config_path=str(config.CONF_DIR), config_name="config")
 def hydra_task(cfg: DictConfig) -> float | None:
     """One Hydra job. A single run's error goes to ``main`` (a rejected run's folder removed
@@ -188,7 +194,7 @@ def hydra_task(cfg: DictConfig) -> float | None:
         except UserError as err:
             if not isinstance(err, RunFailed):
                 discard_unused_output(ctx.output_dir, ctx.launch_dir)
-            _RUN_ERROR.set(err)
+            keep_run_error(err)
             return None
     try:
         outcome = train(cfg, ctx)
