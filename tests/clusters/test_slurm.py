@@ -58,6 +58,7 @@ def test_jobs_lost_by_slurm_become_failed_children_and_resume_completes(slurm, t
     gate = tmp_path / "gate"
     (tmp_path / "gate_1").touch()
     first = [
+        "tracking.log_every=1",  # twice the points, so twice the flushes to catch (not hashed)
         f"hydra.launcher.setup=['until test -e {gate}_$SLURM_ARRAY_TASK_ID; do sleep 0.2; done']",
         "hydra.launcher.timeout_min=1",
     ]
