@@ -72,8 +72,8 @@ def test_jobs_lost_by_slurm_become_failed_children_and_resume_completes(slurm, t
         text=True,
     )
     try:
-        slurm.run("scancel", wait_for(lambda: running_task(slurm, "0"), timeout=300, every=0.5))
         frozen = frozen_mid_job(None, tmp_path / "mlflow.db", job_num="1")
+        slurm.run("scancel", wait_for(lambda: running_task(slurm, "0"), timeout=300, every=0.5))
         out, err = process.communicate(timeout=600)
     finally:
         process.kill()
