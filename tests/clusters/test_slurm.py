@@ -13,9 +13,8 @@ import pytest
 from clusters.slurm_cluster import SlurmCluster, slurm  # noqa: F401 (the session fixture)
 from conftest import (
     BIN,
-    FAULT_JOB,
+    all_runs,
     clean_env,
-    frozen_mid_job,
     metric_steps,
     run_cli,
     sweep_runs,
@@ -25,18 +24,42 @@ from conftest import (
 pytestmark = pytest.mark.slow
 
 AXIS = "model.hidden=2,3"
+#: A job of some seconds of training: SLURM's STOP signal goes through slurmctld and slurmd, so
+#: unlike conftest.frozen_mid_job (a signal the test sends itself, seen at once) it takes a moment
+#: to land; this job trains on well past it.
+LONG_JOB = [
+    "dataset=synthetic",
+    "dataset.n=20000",
+    "dataset.d=20",
+    "optim.epochs=24000",
+    "tracking.log_every=100",
+    "tracking.log_model=false",
+]
+
+
+def running_with_metrics(uri: str, job_num: str):
+    """A RUNNING run of sweep job ``job_num`` that has logged metric points already."""
+
+    def find():
+        for run in all_runs(uri):
+            if run.info.status == "RUNNING" and run.data.metrics:
+                if run.data.tags.get("nnexp.job_num") == job_num:
+                    return run
+        return None
+
+    return find
 
 
 def slurm_sweep(cluster: SlurmCluster, folder: Path, name: str, *args: str) -> list[str]:
-    """The command line of a 2-job sweep on the cluster, into ``folder``'s store; each job is
-    short when it finishes (conftest.FAULT_JOB) and is caught mid-run by freezing it."""
+    """The command line of a 2-job sweep on the cluster, into ``folder``'s store; each job
+    trains long enough to be caught mid-run (LONG_JOB)."""
     return [
         str(BIN / "nnexp-train"),
         "-m",
         "hydra/launcher=slurm",
         f"hydra.sweep.dir={folder / name}",
         f"tracking.uri=sqlite:///{folder}/mlflow.db",
-        *FAULT_JOB,
+        *LONG_JOB,
         AXIS,
         *args,
     ]
@@ -52,13 +75,12 @@ def cluster_env(cluster: SlurmCluster) -> dict[str, str]:
 
 def test_jobs_lost_by_slurm_become_failed_children_and_resume_completes(slurm, tmp_path):  # noqa: F811
     """Job 0 waits in its setup line (RUNNING for SLURM, no run opened) and is cancelled; job 1
-    trains, is frozen mid-training (SIGSTOP to its process, seen in the store), and SLURM ends it
-    at its 1-minute limit, its early warning ignored. The resumed sweep then runs both through
-    sbatch to FINISHED children."""
+    trains, is frozen (SIGSTOP) once its run has metric points, and SLURM ends it at its 1-minute
+    limit, its early warning ignored. The resumed sweep then runs both through sbatch to FINISHED
+    children."""
     gate = tmp_path / "gate"
     (tmp_path / "gate_1").touch()
     first = [
-        "tracking.log_every=1",  # twice the points, so twice the flushes to catch (not hashed)
         f"hydra.launcher.setup=['until test -e {gate}_$SLURM_ARRAY_TASK_ID; do sleep 0.2; done']",
         "hydra.launcher.timeout_min=1",
     ]
@@ -72,8 +94,9 @@ def test_jobs_lost_by_slurm_become_failed_children_and_resume_completes(slurm, t
         text=True,
     )
     try:
-        frozen = frozen_mid_job(None, tmp_path / "mlflow.db", job_num="1")
         slurm.run("scancel", wait_for(lambda: running_task(slurm, "0"), timeout=300, every=0.5))
+        frozen = wait_for(running_with_metrics(store, job_num="1"), timeout=300, every=0.5)
+        slurm.run("scancel", "--signal=STOP", running_task(slurm, "1"))
         out, err = process.communicate(timeout=600)
     finally:
         process.kill()
@@ -93,10 +116,10 @@ def test_jobs_lost_by_slurm_become_failed_children_and_resume_completes(slurm, t
     assert parents[0].info.status == "FAILED"
     by_job = {c.data.tags["nnexp.job_num"]: c for c in children}
     assert by_job["0"].info.status == "KILLED"
-    assert by_job["1"].info.run_id == frozen
+    assert by_job["1"].info.run_id == frozen.info.run_id
     assert by_job["1"].info.status == "FAILED"
     assert "TIMEOUT" in by_job["1"].data.tags["nnexp.error"]
-    assert metric_steps(store, frozen, "train_cost")
+    assert metric_steps(store, frozen.info.run_id, "train_cost")
 
     done = run(slurm, slurm_sweep(slurm, tmp_path, "resumed", "sweep.resume=true"), tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
