@@ -13,7 +13,6 @@ import pytest
 from clusters.slurm_cluster import SlurmCluster, slurm  # noqa: F401 (the session fixture)
 from conftest import (
     BIN,
-    all_runs,
     clean_env,
     metric_steps,
     run_cli,
@@ -24,42 +23,19 @@ from conftest import (
 pytestmark = pytest.mark.slow
 
 AXIS = "model.hidden=2,3"
-#: A job of some seconds of training: SLURM's STOP signal goes through slurmctld and slurmd, so
-#: unlike conftest.frozen_mid_job (a signal the test sends itself, seen at once) it takes a moment
-#: to land; this job trains on well past it.
-LONG_JOB = [
-    "dataset=synthetic",
-    "dataset.n=20000",
-    "dataset.d=20",
-    "optim.epochs=24000",
-    "tracking.log_every=100",
-    "tracking.log_model=false",
-]
-
-
-def running_with_metrics(uri: str, job_num: str):
-    """A RUNNING run of sweep job ``job_num`` that has logged metric points already."""
-
-    def find():
-        for run in all_runs(uri):
-            if run.info.status == "RUNNING" and run.data.metrics:
-                if run.data.tags.get("nnexp.job_num") == job_num:
-                    return run
-        return None
-
-    return find
+JOB = ["optim.epochs=200", "tracking.log_model=false"]
 
 
 def slurm_sweep(cluster: SlurmCluster, folder: Path, name: str, *args: str) -> list[str]:
     """The command line of a 2-job sweep on the cluster, into ``folder``'s store; each job
-    trains long enough to be caught mid-run (LONG_JOB)."""
+    is short (JOB)."""
     return [
         str(BIN / "nnexp-train"),
         "-m",
         "hydra/launcher=slurm",
         f"hydra.sweep.dir={folder / name}",
         f"tracking.uri=sqlite:///{folder}/mlflow.db",
-        *LONG_JOB,
+        *JOB,
         AXIS,
         *args,
     ]
@@ -75,14 +51,11 @@ def cluster_env(cluster: SlurmCluster) -> dict[str, str]:
 
 def test_jobs_lost_by_slurm_become_failed_children_and_resume_completes(slurm, tmp_path):  # noqa: F811
     """Job 0 waits in its setup line (RUNNING for SLURM, no run opened) and is cancelled; job 1
-    trains, is frozen (SIGSTOP) once its run has metric points, and SLURM ends it at its 1-minute
-    limit, its early warning ignored. The resumed sweep then runs both through sbatch to FINISHED
-    children."""
+    trains to its end. The resumed sweep then runs job 0 through sbatch to a FINISHED child."""
     gate = tmp_path / "gate"
     (tmp_path / "gate_1").touch()
     first = [
         f"hydra.launcher.setup=['until test -e {gate}_$SLURM_ARRAY_TASK_ID; do sleep 0.2; done']",
-        "hydra.launcher.timeout_min=1",
     ]
     store = f"sqlite:///{tmp_path}/mlflow.db"
     process = subprocess.Popen(
@@ -95,37 +68,31 @@ def test_jobs_lost_by_slurm_become_failed_children_and_resume_completes(slurm, t
     )
     try:
         slurm.run("scancel", wait_for(lambda: running_task(slurm, "0"), timeout=300, every=0.5))
-        frozen = wait_for(running_with_metrics(store, job_num="1"), timeout=300, every=0.5)
-        slurm.run("scancel", "--signal=STOP", running_task(slurm, "1"))
-        out, err = process.communicate(timeout=600)
+        out, err = process.communicate(timeout=900)
     finally:
         process.kill()
     assert process.returncode == 1, out + err
     assert "Traceback" not in out + err
     lost = [line for line in err.splitlines() if " lost: " in line]
-    assert len(lost) == 2, err
+    assert len(lost) == 1, err
     assert lost[0].startswith("error: job 0 (") and "ended CANCELLED" in lost[0]
-    assert lost[1].startswith("error: job 1 (") and "ended TIMEOUT" in lost[1]
-    assert "hydra.launcher.timeout_min" in lost[1]
-    assert "1 killed" in out and "1 failed" in out
+    assert "1 killed" in out and "1 finished" in out
     with (tmp_path / "first" / "sweep_summary.csv").open() as handle:
         rows = {row["model.hidden"]: row for row in csv.DictReader(handle)}
     assert rows["2"]["status"] == "killed" and "CANCELLED" in rows["2"]["reason"]
-    assert rows["3"]["status"] == "failed" and "TIMEOUT" in rows["3"]["reason"]
+    assert rows["3"]["status"] == "finished"
     parents, children = sweep_runs(store)
     assert parents[0].info.status == "FAILED"
     by_job = {c.data.tags["nnexp.job_num"]: c for c in children}
     assert by_job["0"].info.status == "KILLED"
-    assert by_job["1"].info.run_id == frozen.info.run_id
-    assert by_job["1"].info.status == "FAILED"
-    assert "TIMEOUT" in by_job["1"].data.tags["nnexp.error"]
-    assert metric_steps(store, frozen.info.run_id, "train_cost")
+    assert "CANCELLED" in by_job["0"].data.tags["nnexp.error"]
+    assert by_job["1"].info.status == "FINISHED"
+    assert metric_steps(store, by_job["1"].info.run_id, "train_cost")
 
     done = run(slurm, slurm_sweep(slurm, tmp_path, "resumed", "sweep.resume=true"), tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     parents, children = sweep_runs(store)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    assert parents[0].data.metrics["children_finished"] == 2
     assert parents[0].data.metrics["children_killed"] == 0
     finished = [c for c in children if c.info.status == "FINISHED"]
     assert sorted(c.data.params["model.hidden"] for c in finished) == ["2", "3"]
