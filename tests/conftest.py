@@ -170,49 +170,34 @@ def mid_job(db: Path, job_num: str | None = None, wait: float = 5.0) -> str | No
     return None
 
 
-def is_stopped(pid: int) -> bool:
-    """Whether process ``pid`` is stopped by a signal (or has ended)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+def is_stopped(process: subprocess.Popen) -> bool:
+    """Whether ``process`` is stopped by a signal (or has ended)."""
+    if process.poll() is not None:
         return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("T", "t", "Z")
-
-
-def job_pid(db: Path, run_id: str) -> int:
-    """The process of a run, from its ``nnexp.pid`` tag in the SQLite file ``db``."""
-    reader = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=60)
-    with contextlib.closing(reader):
-        (pid,) = reader.execute(
-            "SELECT value FROM tags WHERE run_uuid = ? AND key = 'nnexp.pid'", (run_id,)
-        ).fetchone()
-    return int(pid)
+    stat = Path(f"/proc/{process.pid}/stat").read_text()
+    return stat.rsplit(")", 1)[1].split()[0] in ("T", "t")
 
 
 def frozen_mid_job(
-    process: subprocess.Popen | None, db: Path, job_num: str | None = None, timeout: float = 600
+    process: subprocess.Popen, db: Path, job_num: str | None = None, timeout: float = 600
 ) -> str:
-    """Stop ``process`` (SIGSTOP; None: the job's own process on this machine, from its run's
-    ``nnexp.pid`` tag, as for a job a cluster runs) at a moment its job (``job_num`` of a sweep)
-    is RUNNING in the store ``db`` with costs logged and FAULT_MARGIN epochs still to train, and
-    return that run's id. The store is read while the process is stopped, so whatever the test
-    does next lands mid-training however slow or loaded the machine; the test continues it with
-    SIGCONT. (Stopped in the middle of a commit, it holds the file locked: the test lets it go on
-    and looks again.)"""
+    """Stop ``process`` (SIGSTOP) at a moment its job (``job_num`` of a sweep) is RUNNING in the
+    store ``db`` with costs logged and FAULT_MARGIN epochs still to train, and return that run's
+    id. The store is read while the process is stopped, so whatever the test does next lands
+    mid-training however slow or loaded the machine; the test continues it with SIGCONT. (Stopped
+    in the middle of a commit, it holds the file locked: the test lets it go on and looks again.)"""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert process is None or process.poll() is None, "the job ended before it was seen"
-        found = mid_job(db, job_num)
-        if found is None:
+        assert process.poll() is None, "the job ended before it was seen mid-training"
+        if mid_job(db, job_num) is None:
             time.sleep(0.05)
             continue
-        pid = process.pid if process is not None else job_pid(db, found)
-        os.kill(pid, signal.SIGSTOP)
-        wait_for(lambda pid=pid: is_stopped(pid), timeout=60, every=0.01)
+        os.kill(process.pid, signal.SIGSTOP)
+        wait_for(lambda: is_stopped(process), timeout=60, every=0.01)
         run_id = mid_job(db, job_num, wait=0)
         if run_id is not None:
             return run_id
-        os.kill(pid, signal.SIGCONT)
+        os.kill(process.pid, signal.SIGCONT)
     raise AssertionError(f"no job seen mid-training within {timeout} s")
 
 
