@@ -44,10 +44,15 @@ class JobContext:
         return cls(
             launch_dir=Path(hc.runtime.cwd),
             output_dir=Path(hc.runtime.output_dir),
-            overrides=OmegaConf.to_container(hc.overrides.task, resolve=False),
+            overrides=task_overrides(hc),
             sweep_dir=Path(hc.sweep.dir) if multirun else None,
             job_num=hc.job.num if multirun else None,
         )
+
+
+def task_overrides(hc: DictConfig) -> list[str]:
+    """The job's overrides as typed: ``${…}`` in them stays text (a user's string is data)."""
+    return OmegaConf.to_container(hc.overrides.task, resolve=False)
 
 
 @dataclass(frozen=True)

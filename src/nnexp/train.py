@@ -27,6 +27,7 @@ from nnexp.job import (
     flat_config,
     prepare,
     run_name,
+    task_overrides,
 )
 from nnexp.outputs import write_outputs
 from nnexp.progress import record_job_end
@@ -88,7 +89,7 @@ def record_lost_sweep_job(config: DictConfig, output_dir: Path, status: str, rea
     hash lets ``sweep.resume=true`` run it again."""
     hc = config.hydra
     ctx = JobContext(
-        Path(hc.runtime.cwd), output_dir, list(hc.overrides.task), Path(hc.sweep.dir), hc.job.num
+        Path(hc.runtime.cwd), output_dir, task_overrides(hc), Path(hc.sweep.dir), hc.job.num
     )
     cfg = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
     tracker = open_tracker(cfg, ctx)
