@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from conftest import all_runs, clean_env, mlflow_client, run_cli
 
@@ -92,6 +93,7 @@ def test_standardised_dataset_unscales_inputs_and_targets(train, store, tmp_path
     assert predicted.min() > 20 and predicted.max() < 400  # disease progression units
 
 
+@pytest.mark.slow
 def test_mlflow_models_predict_serves_it_without_an_environment_rebuild(train, store, tmp_path):
     run = train_one(train, store, "train.seeds=2")
     request = tmp_path / "input.json"

@@ -16,7 +16,6 @@ from conftest import (
     FAULT_EPOCHS,
     FAULT_EVERY,
     FAULT_JOB,
-    all_runs,
     clean_env,
     frozen_mid_job,
     metric_steps,
@@ -230,23 +229,3 @@ def test_sweep_through_a_tracking_server(tmp_path, shared_server):
     )
     assert_grid_recorded(uri, done, tmp_path, experiment)
     assert (folder / "mlflow.db").is_file() and not (tmp_path / "mlflow.db").exists()
-
-
-def test_24_parallel_jobs_into_a_fresh_sqlite_file(tmp_path, fresh_store):
-    store = fresh_store
-    done = sweep(
-        tmp_path,
-        store,
-        "hydra/launcher=joblib",
-        "hydra.launcher.n_jobs=4",
-        "model.hidden=1,2,3,4,5,6",
-        "optim.lr=0.25,0.5,1,2",
-    )
-    assert done.returncode == 0, done.stderr
-    parents, children = sweep_runs(store)
-    assert len(parents) == 1 and len(children) == 24
-    assert all(c.info.status == "FINISHED" for c in children)
-    for child in children:
-        assert metric_steps(store, child.info.run_id, "train_cost") == list(range(EPOCHS + 1))
-    assert parents[0].data.metrics["children_finished"] == 24
-    assert len(all_runs(store)) == 25

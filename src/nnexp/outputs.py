@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 import yaml
 
-from nnexp import plots
 from nnexp.core import TrainResult
 from nnexp.data import Dataset
 from nnexp.errors import RunFailed
@@ -80,6 +79,8 @@ def _config(cfg: dict[str, Any], path: Path) -> Path:
 def _curve(
     result: TrainResult, seeds: list[int], name: str, cfg: dict[str, Any], path: Path
 ) -> Path:
+    from nnexp import plots  # matplotlib takes ~1 s to import: only a run that draws pays it
+
     epochs, train_cost, test_cost = result.history.as_arrays()
     model, optim, l2 = cfg["model"], cfg["optim"], cfg["regularization"]["l2"]
     title = f"{name}: hidden={model['hidden']} lr={optim['lr']} λ={l2}"

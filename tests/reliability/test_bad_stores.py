@@ -29,6 +29,7 @@ def test_a_server_nobody_runs_is_refused_at_once(tmp_path):
     assert not list(tmp_path.glob("outputs/*/*/weights.npz"))
 
 
+@pytest.mark.slow
 def test_a_server_that_never_answers_is_given_up_on_not_retried_for_minutes(tmp_path):
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
@@ -81,6 +82,7 @@ def test_repair_of_a_store_that_does_not_exist_creates_none(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_repair_of_an_unknown_experiment_names_the_ones_there(tmp_path, store):
     assert train(tmp_path, store).returncode == 0
     done = run_cli(

@@ -190,6 +190,7 @@ def test_a_path_like_experiment_name_keeps_artifacts_inside_mlruns(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["work"]
 
 
+@pytest.mark.slow
 def test_a_failed_reproduction_leaves_no_folder(tmp_path):
     csv_text(tmp_path, "a,b,y\n1,2,3\n4,5,7\n6,1,2\n")
     uri = f"sqlite:///{tmp_path}/mlflow.db"

@@ -116,6 +116,7 @@ def test_out_that_cannot_be_renamed_is_refused_before_upload(tmp_path, monkeypat
     assert published == [] and list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_cli_keeps_a_users_file_named_like_a_report(used_store, tmp_path):
     folder, uri = used_store
     out = tmp_path / "out"

@@ -27,6 +27,7 @@ def test_any_malformed_pid_tag_means_unknown(pid):
     assert process_alive(tags, 0) is None
 
 
+@pytest.mark.slow
 def test_repair_survives_a_malformed_pid_and_refuses_a_negative_age(tmp_path, store):
     client = mlflow_client(store)
     experiment = client.create_experiment("nnexp")
@@ -42,6 +43,7 @@ def test_repair_survives_a_malformed_pid_and_refuses_a_negative_age(tmp_path, st
     assert client.get_run(bad.info.run_id).info.status == "KILLED"
 
 
+@pytest.mark.slow
 def test_a_sweep_refused_for_a_busy_folder_creates_no_parent(tmp_path, store):
     busy = tmp_path / "busy"
     busy.mkdir()

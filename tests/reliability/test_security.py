@@ -57,6 +57,7 @@ def server_processes(port: int) -> list[tuple[list[str], dict[str, str]]]:
     return found
 
 
+@pytest.mark.slow
 def test_server_takes_its_store_by_environment_and_runs_no_job_runner(shared_server):
     """A backend store URI may hold a database password: it never stands on a command line,
     where `ps` shows it to every user; MLflow's job runner (eight idle processes) stays off."""
@@ -162,6 +163,7 @@ def test_logged_model_is_code_and_arrays_with_no_pickle(tmp_path, store, train):
         assert {archive[name].dtype.kind for name in archive.files} == {"f"}
 
 
+@pytest.mark.slow
 def test_report_default_folder_stays_inside_reports(tmp_path, store):
     experiment = "../../escaped"
     done = run_cli(

@@ -20,7 +20,9 @@ from conftest import (
     sweep_runs,
 )
 
-pytestmark = pytest.mark.slow
+#: One pytest-xdist worker for the module, so that its module fixtures (a PostgreSQL server
+#: holding the 24-job sweep, the same sweep in SQLite) are built once, not once per worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("postgres")]
 
 EPOCHS = 30
 JOBS = 24

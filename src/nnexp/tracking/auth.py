@@ -18,6 +18,9 @@ MIN_PASSWORD = 12
 MIN_DISTINCT = 8
 ADMIN = "admin"
 PASSWORD_HINT = "e.g. export NNEXP_ADMIN_PASSWORD=$(openssl rand -base64 18)"
+#: How long a server worker trusts a password it has checked (MLflow's auth_cache_ttl_seconds):
+#: each check is a deliberately slow scrypt hash (~0.15 s), and a sweep job makes ~30 requests.
+AUTH_CACHE_SECONDS = 60
 
 
 def admin_password(environ: dict[str, str]) -> str:
@@ -75,7 +78,8 @@ def private_file(path: Path, text: str | None = None) -> Path:
 
 
 def auth_config(folder: Path) -> Path:
-    """MLflow's basic-auth settings in ``folder``: no password in them (it goes by environment)."""
+    """MLflow's basic-auth settings in ``folder``: no password in them (it goes by environment);
+    a checked password is trusted for AUTH_CACHE_SECONDS by the worker that checked it."""
     private_folder(folder)
     database = private_file(folder / "basic_auth.db")
     location = str(database)
@@ -86,7 +90,8 @@ def auth_config(folder: Path) -> Path:
         "[mlflow]\n"
         "default_permission = READ\n"
         f"database_uri = sqlite:///{location.replace('%', '%%')}\n"
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n",
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        f"auth_cache_ttl_seconds = {AUTH_CACHE_SECONDS}\n",
     )
 
 

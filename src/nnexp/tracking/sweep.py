@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import mlflow
-from mlflow.entities import Run, RunTag
+from mlflow.entities import Metric, Run, RunTag
 from mlflow.tracking import MlflowClient
 
 from nnexp import console, plots
@@ -349,17 +349,21 @@ def _row(run: Run, label: str, axes: dict[str, str]) -> ChildRow:
 def _log_summary(
     client: MlflowClient, info: SweepInfo, summary: SweepSummary, sweep_dir: Path
 ) -> None:
-    counts = {
+    metrics = {
         f"children_{label}": summary.counts.get(label, 0)
         for label in ("finished", "failed", "killed", "skipped")
     }
-    for key, value in counts.items():
-        client.log_metric(info.parent_run_id, key, value)
+    tags = {}
     if summary.best is not None:
-        client.log_metric(info.parent_run_id, "best_test_cost", summary.best.test_cost)
-        client.set_tag(info.parent_run_id, BEST_RUN_TAG, summary.best.run_id)
-        for key, value in summary.best.values.items():
-            client.set_tag(info.parent_run_id, f"{BEST_TAG_PREFIX}{key}", value)
+        metrics["best_test_cost"] = summary.best.test_cost
+        tags[BEST_RUN_TAG] = summary.best.run_id
+        tags.update({f"{BEST_TAG_PREFIX}{key}": v for key, v in summary.best.values.items()})
+    now = int(time.time() * 1000)
+    client.log_batch(
+        info.parent_run_id,
+        metrics=[Metric(key, value, now, 0) for key, value in metrics.items()],
+        tags=[RunTag(key, value) for key, value in tags.items()],
+    )
     table = write_summary_csv(summary, info.axes, sweep_dir / "sweep_summary.csv")
     client.log_artifact(info.parent_run_id, str(table))
     if info.axes and summary.rows:
