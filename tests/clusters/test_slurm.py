@@ -109,13 +109,13 @@ def test_jobs_lost_by_slurm_become_failed_children_and_resume_completes(slurm, t
 
 
 def end_now(cluster: SlurmCluster, job: str) -> bool:
-    """Move the running job's end time to now (as root), so SLURM's next time-limit check
-    (every 30 s in slurmctld) ends it TIMEOUT; False if slurmctld's clock had passed the second
-    scontrol sent, to be asked again."""
-    return (
-        cluster.run("scontrol", "update", f"JobId={job}", "EndTime=now", check=False).returncode
-        == 0
-    )
+    """Move the running job's end time to now (as root), so slurmctld's next time-limit check
+    (every 30 s) ends it TIMEOUT; False when slurmctld's clock had already passed the second
+    scontrol sent ("Invalid time specified"), to be asked again."""
+    done = cluster.run("scontrol", "update", f"JobId={job}", "EndTime=now", check=False)
+    if done.returncode != 0 and "Invalid time" not in done.stderr:
+        raise AssertionError(f"scontrol update JobId={job} EndTime=now: {done.stderr.strip()}")
+    return done.returncode == 0
 
 
 def running_task(cluster: SlurmCluster, index: str) -> str | None:
