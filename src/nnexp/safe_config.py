@@ -11,7 +11,7 @@ environment or builds nodes from strings (``oc.env``, ``oc.decode``, ``oc.create
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -129,6 +129,11 @@ def _check_logging(where: str, key: str, value: Any) -> None:
         raise UserError(f"{where}={value} would import a module; use ext://sys.stderr")
 
 
+def check_loaded(cfg: DictConfig, overrides: Sequence[str]) -> None:
+    """``check_composed`` of a config composed with these overrides (their keys are typed)."""
+    check_composed(cfg, frozenset(_override_key(override) for override in overrides))
+
+
 def _override_key(override: str) -> str:
     """The key an override sets: ``+a.b=1`` → ``a.b``."""
     return override.split("=", 1)[0].lstrip("+~")
@@ -146,7 +151,7 @@ def guard_hydra() -> None:
     def load_configuration(self, config_name, overrides, run_mode, *args, **kwargs):
         check_overrides(list(overrides))
         cfg = original(self, config_name, overrides, run_mode, *args, **kwargs)
-        check_composed(cfg, frozenset(_override_key(override) for override in overrides))
+        check_loaded(cfg, overrides)
         return cfg
 
     load_configuration.nnexp_checked = True

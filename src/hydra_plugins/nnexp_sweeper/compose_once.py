@@ -1,19 +1,29 @@
-"""Hydra's basic sweeper, composing each job's config once instead of twice.
+"""Hydra's basic sweeper, composing the sweep's config once instead of twice per job.
 
-The basic sweeper composes every job of a batch to reject a bad one before any job runs, and the
-launcher then composes each again. ``ComposeOnceSweeper`` keeps the configs its check composed
-and hands each to the launcher in place of the second composition (same overrides, same master
-config: the same config). Selected by nnexp's conf/config.yaml as ``hydra/sweeper: nnexp``;
-``hydra/sweeper=basic`` brings back Hydra's own."""
+Hydra composes every job from scratch (search path, defaults tree, config files, typed schema),
+and the basic sweeper does it twice: once to check the batch, once in the launcher. In a sweep
+the jobs differ almost always by values only (``model.hidden=1..32``), and composing is most of a
+short job's cost. ``ComposeOnceSweeper`` composes once per *shape* (the job's overrides that are
+not plain values: group choices, ``+``/``~`` keys, sweeps) with Hydra's own loader, and builds
+each job from a copy of it by Hydra's own override application; its check composes every job of
+a batch (a bad one raises before any runs) and the launcher gets those configs. The result is the
+config Hydra would compose (tests/test_compose_once.py compares them). Selected by nnexp's
+conf/config.yaml as ``hydra/sweeper: nnexp``; ``hydra/sweeper=basic`` brings back Hydra's own."""
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper, BasicSweeperConf
 from hydra.core.config_store import ConfigStore
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override, OverrideType
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from nnexp.safe_config import check_loaded, check_overrides
 
 
 @dataclass
@@ -29,47 +39,82 @@ ConfigStore.instance().store(
 
 
 class ComposedConfigs:
-    """A config loader that returns a job config composed ahead (once) instead of composing it
-    again; every other call goes to the loader it wraps."""
+    """A config loader whose ``load_sweep_config`` composes once per shape of overrides and
+    returns a job's config composed ahead (by the sweeper's check) when there is one; every
+    other call goes to the loader it wraps."""
 
     def __init__(self, loader: Any):
         self.loader = loader
+        self.parser = OverridesParser.create()
+        self.shapes: dict[tuple[str, ...], DictConfig] = {}
         self.ready: dict[tuple[str, ...], DictConfig] = {}
 
     def compose_ahead(self, master_config: DictConfig, overrides: Sequence[str]) -> None:
         """Compose a job's config (raising on a bad one) and keep it for the launcher."""
-        self.ready[tuple(overrides)] = self.loader.load_sweep_config(
-            master_config=master_config, sweep_overrides=list(overrides)
-        )
+        self.ready[tuple(overrides)] = self.compose(master_config, list(overrides))
 
     def load_sweep_config(
         self, master_config: DictConfig, sweep_overrides: list[str]
     ) -> DictConfig:
         """The config composed ahead for these overrides (used once), else a fresh one."""
         ready = self.ready.pop(tuple(sweep_overrides), None)
-        if ready is not None:
-            return ready
-        return self.loader.load_sweep_config(
-            master_config=master_config, sweep_overrides=sweep_overrides
+        return ready if ready is not None else self.compose(master_config, sweep_overrides)
+
+    def compose(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
+        """What Hydra's ``load_sweep_config`` returns: the shape's config composed by Hydra (once),
+        copied, with the value overrides applied in order and the job's override lists set."""
+        check_overrides(sweep_overrides)
+        parsed = self.parser.parse_overrides(sweep_overrides)
+        values = [o for o in parsed if self.is_value(o)]
+        shape = tuple(o.input_line for o in parsed if not self.is_value(o))
+        if shape not in self.shapes:
+            self.shapes[shape] = self.loader.load_sweep_config(
+                master_config=master_config, sweep_overrides=list(shape)
+            )
+        cfg = copy.deepcopy(self.shapes[shape])
+        ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
+        task = [o for o in parsed if not o.is_hydra_override()]
+        naming = cfg.hydra.job.config.override_dirname
+        with open_dict(cfg.hydra):
+            cfg.hydra.overrides.task = [o.input_line for o in task]
+            cfg.hydra.job.override_dirname = get_overrides_dirname(
+                overrides=task,
+                kv_sep=naming.kv_sep,
+                item_sep=naming.item_sep,
+                exclude_keys=naming.exclude_keys,
+            )
+        check_loaded(cfg, [*master_config.hydra.overrides.hydra, *sweep_overrides])
+        OmegaConf.copy_cache(from_config=master_config, to_config=cfg)
+        return cfg
+
+    def is_value(self, override: Override) -> bool:
+        """A plain ``key=value`` of a config key (not a group, not Hydra's, no package, no
+        sweep): Hydra applies it to the composed config and it changes nothing else."""
+        return (
+            override.type == OverrideType.CHANGE
+            and override.package is None
+            and not override.is_sweep_override()
+            and not override.is_hydra_override()
+            and not self.loader.repository.group_exists(override.key_or_group)
         )
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.loader, name)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"loader": self.loader, "ready": {}}
+        return {"loader": self.loader, "parser": self.parser, "shapes": {}, "ready": {}}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
 
 
 class ComposeOnceSweeper(BasicSweeper):
-    """BasicSweeper whose batch check composes each job for the launcher too."""
+    """BasicSweeper whose jobs are composed once per shape, and once in all."""
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
     ) -> None:
-        """Give the launcher a loader that reuses the check's compositions."""
+        """Give the launcher the loader that composes once and reuses the check's configs."""
         composed = ComposedConfigs(hydra_context.config_loader)
         super().setup(
             hydra_context=HydraContext(config_loader=composed, callbacks=hydra_context.callbacks),
