@@ -102,10 +102,10 @@ class ComposedConfigs:
         return getattr(self.loader, name)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"loader": self.loader, "parser": self.parser, "shapes": {}, "ready": {}}
+        return {"loader": self.loader}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+        self.__init__(state["loader"])
 
 
 class ComposeOnceSweeper(BasicSweeper):

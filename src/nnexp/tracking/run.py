@@ -90,13 +90,15 @@ class RunLog:
         if len(self._points) >= MAX_METRICS or time.monotonic() - self._last_flush > FLUSH_SECONDS:
             self.flush()
 
-    def flush(self) -> None:
-        """Send the queued metric points."""
+    def flush(self, tags: Mapping[str, object] | None = None) -> None:
+        """Send the queued metric points, and ``tags`` (redacted) in the same call as the last."""
+        items = [RunTag(key, value) for key, value in redact_values(tags or {}).items()]
         with store_errors(self.client.tracking_uri):
-            while self._points:
-                batch = self._points[:MAX_METRICS]
-                self.client.log_batch(self.run_id, metrics=batch)
+            while self._points or items:
+                batch, last = self._points[:MAX_METRICS], len(self._points) <= MAX_METRICS
+                self.client.log_batch(self.run_id, metrics=batch, tags=items if last else [])
                 del self._points[:MAX_METRICS]
+                items = [] if last else items
         self._last_flush = time.monotonic()
 
     def artifact(self, path: Path, folder: str | None = None) -> None:
@@ -143,8 +145,7 @@ def open_run(
 def _close(log: RunLog, status: str, label: str, reason: str | None) -> None:
     problems = []
     try:
-        log.flush()
-        log.tags({STATUS_TAG: label} | ({ERROR_TAG: reason[:5000]} if reason else {}))
+        log.flush(tags={STATUS_TAG: label} | ({ERROR_TAG: reason[:5000]} if reason else {}))
     except Exception as err:
         problems.append(err)
     try:
