@@ -102,10 +102,13 @@ class ComposedConfigs:
         return getattr(self.loader, name)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"loader": self.loader}
+        """The loader and the shapes composed so far: a launcher that composes each job in a
+        worker process (joblib, submitit, Ray) sends them along and the worker only copies."""
+        return {"loader": self.loader, "shapes": self.shapes}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["loader"])
+        self.shapes.update(state["shapes"])
 
 
 class ComposeOnceSweeper(BasicSweeper):
