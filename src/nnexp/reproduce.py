@@ -29,6 +29,7 @@ from nnexp.vocabulary import (
     REPRODUCES_TAG,
     RUN_TYPE_TAG,
     VERSION_TAG_PREFIX,
+    whole_number,
 )
 
 if TYPE_CHECKING:
@@ -128,7 +129,7 @@ def retrain(cfg: DictConfig, run: Run, output_root: Path) -> str:
     output_dir = Path(tempfile.mkdtemp(prefix=f"{run.info.run_id[:8]}-", dir=output_root))
     ctx = JobContext(launch_dir=Path.cwd(), output_dir=output_dir)
     recorded = run.data.tags.get(BLAS_THREADS_TAG, "")
-    threads = int(recorded) if recorded.isdigit() and int(recorded) > 0 else None
+    threads = int(recorded) if whole_number(recorded) and int(recorded) > 0 else None
     try:
         with threadpool_limits(limits=threads, user_api="blas"):
             outcome = train(cfg, ctx, extra_tags={REPRODUCES_TAG: run.info.run_id})

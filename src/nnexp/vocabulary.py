@@ -87,3 +87,9 @@ def latest_attempts(runs: Iterable[RunT]) -> dict[str, RunT]:
     for run in sorted(runs, key=lambda r: (r.info.start_time, r.info.run_id)):
         latest[run.data.tags.get(CONFIG_HASH_TAG, run.info.run_id)] = run
     return latest
+
+
+def whole_number(tag_value: str) -> bool:
+    """Whether a tag's value reads as a whole number: ASCII digits only (``str.isdigit`` also
+    accepts '¹' or '²', which ``int`` refuses)."""
+    return tag_value.isascii() and tag_value.isdigit()

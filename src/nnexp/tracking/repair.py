@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from nnexp import provenance
 from nnexp.tracking.queries import search_all
 from nnexp.tracking.run import end_run
-from nnexp.vocabulary import HOST_TAG, PID_TAG, RESUMED_TAG
+from nnexp.vocabulary import HOST_TAG, PID_TAG, RESUMED_TAG, whole_number
 
 
 @dataclass(frozen=True)
@@ -42,10 +42,10 @@ def process_alive(tags: dict[str, str], started_ms: int) -> bool | None:
     True or False on this host (pid and process start time), None elsewhere or when the tags
     are missing or malformed."""
     host, pid = tags.get(HOST_TAG), tags.get(PID_TAG, "")
-    if host != provenance.host() or not pid.isdigit() or int(pid) == 0:
+    if host != provenance.host() or not whole_number(pid) or int(pid) == 0:
         return None
     started = tags.get(RESUMED_TAG, "")
-    since = max(started_ms, int(started)) if started.isdigit() else started_ms
+    since = max(started_ms, int(started)) if whole_number(started) else started_ms
     return provenance.process_alive_since(int(pid), since)
 
 
