@@ -11,7 +11,7 @@ from pathlib import Path
 from nnexp import console, privacy
 from nnexp.errors import UserError, exit_code
 from nnexp.hydra_errors import HYDRA_ERRORS, hydra_error_line
-from nnexp.signals import Terminated, sigterm_raises
+from nnexp.signals import Terminated, signals_raise
 
 DESCRIPTION = (
     "Everything besides training (nnexp-train): reports, reproduction, run repair and a "
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     if any(privacy.redact(arg) != arg for arg in given):
         console.warning(privacy.ENVIRONMENT_ADVICE)
     try:
-        with sigterm_raises():
+        with signals_raise():
             code = args.handler(args)
     except (UserError, *HYDRA_ERRORS) as err:
         console.error(hydra_error_line(err) if isinstance(err, HYDRA_ERRORS) else str(err))

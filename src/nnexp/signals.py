@@ -1,4 +1,5 @@
-"""SIGTERM as an exception, so a run or sweep can end KILLED with what it logged so far."""
+"""SIGINT and SIGTERM as exceptions, so a run or sweep can end KILLED with what it logged so far,
+and never lost when Python swallows the exception."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+#: The signals that ask the process to end; within ``signals_raise`` each raises an exception.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Terminated(BaseException):
@@ -16,18 +20,40 @@ class Terminated(BaseException):
         self.signum = int(signum)
 
 
-def _raise_terminated(signum, frame) -> None:
-    raise Terminated(signum)
+#: The signal received whose exception has not yet left a ``signals_raise`` block.
+_pending: list[int] = []
+
+
+def _stop_exception(signum: int) -> BaseException:
+    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
+
+
+def _on_signal(signum: int, frame) -> None:
+    _pending[:] = [signum]
+    raise _stop_exception(signum)
+
+
+def raise_pending() -> None:
+    """Raise again a signal whose exception was swallowed: Python only prints an exception raised
+    while a weakref callback or ``__del__`` runs (SQLAlchemy's clean-up, for one)."""
+    if _pending:
+        raise _stop_exception(_pending.pop())
 
 
 @contextmanager
-def sigterm_raises() -> Iterator[None]:
-    """Within the block, SIGTERM raises Terminated (in the main thread, where Python allows it)."""
+def signals_raise() -> Iterator[None]:
+    """Within the block SIGINT raises KeyboardInterrupt and SIGTERM Terminated (in the main
+    thread, where Python allows it); a swallowed one is raised again at the block's end."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    previous = {signum: signal.signal(signum, _on_signal) for signum in STOP_SIGNALS}
     try:
         yield
+        raise_pending()
+    except (KeyboardInterrupt, Terminated):
+        _pending.clear()
+        raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -31,7 +31,7 @@ from nnexp.job import (
 )
 from nnexp.outputs import write_outputs
 from nnexp.progress import record_job_end
-from nnexp.signals import Terminated, sigterm_raises
+from nnexp.signals import Terminated, raise_pending, signals_raise
 from nnexp.untracked import Untracked
 from nnexp.vocabulary import CONFIG_HASH_TAG, JOB_NUM_TAG, OUTPUT_DIR_TAG, cost_metrics
 
@@ -145,6 +145,7 @@ def fit(job: Job, log, interactive: bool) -> core.TrainResult:
     with console.epoch_progress(job.hp.epochs, interactive) as progress:
 
         def on_record(epoch: int, train_cost: np.ndarray, test_cost: np.ndarray) -> None:
+            raise_pending()
             log.metrics(epoch, cost_metrics(train_cost, test_cost, job.seeds))
             progress(epoch, float(np.mean(train_cost)), float(np.mean(test_cost)))
 
@@ -226,7 +227,7 @@ def main() -> None:
     config.register_schemas()
     safe_config.guard_hydra()
     try:
-        with sigterm_raises(), sweep_scope() as sweep:
+        with signals_raise(), sweep_scope() as sweep:
             hydra_task()
         if (error := _RUN_ERROR.get()) is not None:
             raise error

@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from nnexp import console, provenance
 from nnexp.errors import TrainingDiverged, UserError
 from nnexp.privacy import redact, redact_values
-from nnexp.signals import Terminated, sigterm_raises
+from nnexp.signals import Terminated, signals_raise
 from nnexp.tracking.store import explain, store_errors
 from nnexp.vocabulary import (
     BLAS_THREADS_TAG,
@@ -127,7 +127,7 @@ def open_run(
     )
     log = RunLog(client, active.info.run_id)
     try:
-        with sigterm_raises():
+        with signals_raise():
             yield log
             log.flush()
     except (KeyboardInterrupt, Terminated) as err:

@@ -1,0 +1,86 @@
+"""SIGINT and SIGTERM within ``signals_raise``: raised as exceptions, and raised again when Python
+swallowed the first one (an exception raised inside a weakref callback is only printed)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+import weakref
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from nnexp import config
+from nnexp.job import JobContext, prepare
+from nnexp.signals import Terminated, raise_pending, signals_raise
+from nnexp.train import fit
+
+STOPS = [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, Terminated)]
+
+
+class Thing:
+    """Something a weakref can watch."""
+
+
+def signal_inside_a_weakref_callback(signum: int, stop: type[BaseException]) -> None:
+    """Deliver ``signum`` while a weakref callback runs, as SQLAlchemy's clean-up can be: Python
+    hands the handler's exception to ``sys.unraisablehook`` (which prints it) and goes on."""
+    swallowed = []
+    hook, sys.unraisablehook = sys.unraisablehook, swallowed.append
+    try:
+        thing = Thing()
+        watch = weakref.ref(thing, lambda _: (os.kill(os.getpid(), signum), time.sleep(5)))
+        del thing
+    finally:
+        sys.unraisablehook = hook
+    assert watch() is None
+    assert [type(s.exc_value) for s in swallowed] == [stop]
+
+
+@pytest.mark.parametrize(("signum", "stop"), STOPS)
+def test_a_swallowed_signal_is_raised_again_at_the_next_check(signum, stop):
+    with pytest.raises(stop), signals_raise():
+        signal_inside_a_weakref_callback(signum, stop)
+        raise_pending()
+
+
+@pytest.mark.parametrize(("signum", "stop"), STOPS)
+def test_a_swallowed_signal_is_raised_again_at_the_blocks_end(signum, stop):
+    with pytest.raises(stop), signals_raise():
+        signal_inside_a_weakref_callback(signum, stop)
+    raise_pending()
+
+
+def test_a_signal_raised_once_is_not_raised_again_and_the_handlers_come_back():
+    before = [signal.getsignal(signum) for signum, _ in STOPS]
+    with pytest.raises(Terminated), signals_raise():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+    raise_pending()
+    with signals_raise():
+        pass
+    assert [signal.getsignal(signum) for signum, _ in STOPS] == before
+
+
+class Log:
+    """A run log that counts the points it receives."""
+
+    def __init__(self) -> None:
+        self.records = 0
+
+    def metrics(self, step: int, values: dict[str, float]) -> None:
+        self.records += 1
+
+
+def test_training_stops_at_the_next_recorded_epoch_after_a_swallowed_signal(tmp_path):
+    config.register_schemas()
+    with initialize_config_dir(str(config.CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["optim.epochs=50", "tracking.log_every=10"])
+    job = prepare(cfg, JobContext(launch_dir=tmp_path, output_dir=tmp_path))
+    log = Log()
+    with pytest.raises(KeyboardInterrupt), signals_raise():
+        signal_inside_a_weakref_callback(signal.SIGINT, KeyboardInterrupt)
+        fit(job, log, interactive=False)
+    assert log.records == 0
