@@ -217,15 +217,10 @@ def test_sigterm_kills_the_job_and_resume_completes_the_sweep(tmp_path, store):
 
 
 def test_sweep_through_a_tracking_server(tmp_path, shared_server):
+    """The basic launcher, in one process: parallel jobs through a server are
+    reliability/test_load.py's (48 jobs on 4 joblib workers)."""
     uri, folder = shared_server
     experiment = "sweep_through_a_server"
-    done = sweep(
-        tmp_path,
-        uri,
-        f"tracking.experiment={experiment}",
-        "hydra/launcher=joblib",
-        "hydra.launcher.n_jobs=2",
-        *GRID,
-    )
+    done = sweep(tmp_path, uri, f"tracking.experiment={experiment}", *GRID)
     assert_grid_recorded(uri, done, tmp_path, experiment)
     assert (folder / "mlflow.db").is_file() and not (tmp_path / "mlflow.db").exists()

@@ -111,7 +111,8 @@ def test_sigkill_leaves_running_runs_that_repair_kills_and_resume_completes(tmp_
 
 
 def test_server_that_stops_mid_sweep_fails_jobs_clearly_and_resume_completes(tmp_path):
-    server = ServerProcess(tmp_path / "server", free_port()).start()
+    # One worker: the jobs log one at a time, and each start imports MLflow once less.
+    server = ServerProcess(tmp_path / "server", free_port(), "--workers", "1").start()
     uri = server.uri
     process = start(tmp_path, "-m", f"tracking.uri={uri}", *SWEEP)
     try:

@@ -14,7 +14,7 @@ from conftest import REPO, all_runs, metric_steps, mlflow_client, run_cli, sweep
 #: Both on one pytest-xdist worker, one after the other: each loads the cores, both write load.json.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("load")]
 
-EPOCHS = 30
+EPOCHS = 3
 JOBS = 48
 GRID = ["model.hidden=1,2,3,4,5,6,7,8", "optim.lr=0.5,1,2", "regularization.l2=0,1e-4"]
 FIGURES = REPO / "test-artifacts" / "load.json"
