@@ -15,6 +15,9 @@ from conftest import ServerProcess, all_runs, clean_env, free_port, run_cli
 
 #: The admin password of the shared `nnexp server --auth` (auth_server).
 ADMIN_PASSWORD = "correct-horse-battery-staple"
+#: The mark of every test that uses auth_server: under `--dist loadgroup` they share a worker,
+#: so the server starts once.
+ON_AUTH_SERVER = pytest.mark.xdist_group("auth_server")
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,7 @@ from nnexp.privacy import (
     without_secrets,
 )
 from nnexp.tracking.uri import check_server, split_credentials
-from reliability.conftest import ADMIN_PASSWORD
+from reliability.conftest import ADMIN_PASSWORD, ON_AUTH_SERVER
 
 USER = "alice"
 #: Alice's password, with the characters that make URIs hard (an unencoded @ and :).
@@ -219,6 +219,7 @@ def assert_no_leak(folder: Path, outputs: list[subprocess.CompletedProcess]) -> 
 
 
 @pytest.mark.slow
+@ON_AUTH_SERVER
 def test_a_password_in_the_uri_is_never_stored_or_printed(tmp_path, auth_server, monkeypatch):
     server = auth_server
     work = tmp_path / "work"

@@ -18,7 +18,7 @@ from conftest import (
     run_cli,
     status,
 )
-from reliability.conftest import ADMIN_PASSWORD
+from reliability.conftest import ADMIN_PASSWORD, ON_AUTH_SERVER
 
 SEARCH = "/api/2.0/mlflow/experiments/search?max_results=1"
 
@@ -80,6 +80,7 @@ def test_auth_without_a_real_password_is_refused(tmp_path, password):
 
 
 @pytest.mark.slow
+@ON_AUTH_SERVER
 def test_auth_server_turns_away_anyone_without_the_password(tmp_path, auth_server):
     uri = auth_server.uri
     assert status(uri + SEARCH) == 401
