@@ -90,20 +90,22 @@ def grid_store(tmp_path_factory) -> tuple[str, Path]:
 
 @ON_GRID_WORKER
 def test_sweep_report_is_complete_and_byte_identical_on_rerun(grid_store, tmp_path):
-    store, _ = grid_store
+    """The first report goes to its default folder, reports/<run id> of the working folder."""
+    store, folder = grid_store
     (parent,), children = sweep_runs(store, GRID)
-    first = report(tmp_path, store, parent.info.run_id, "--out", "first")
+    first = run_cli("nnexp", "report", parent.info.run_id, cwd=folder)
     second = report(tmp_path, store, parent.info.run_id, "--out", "second")
     assert first.returncode == second.returncode == 0, first.stderr + second.stderr
-    assert files_of(tmp_path / "first") == files_of(tmp_path / "second")
-    figures = sorted(p.name for p in (tmp_path / "first" / "figures").iterdir())
+    default = folder / "reports" / parent.info.run_id
+    assert files_of(default) == files_of(tmp_path / "second")
+    figures = sorted(p.name for p in (default / "figures").iterdir())
     assert figures == [
         "cost_curves.png",
         "final_cost_by_key.png",
         "seed_bands.png",
         "test_cost_heatmap.png",
     ]
-    markdown = (tmp_path / "first" / "report.md").read_text()
+    markdown = (default / "report.md").read_text()
     assert "runs by status: finished 8, failed 4" in markdown
     assert markdown.count("model.hidden=0 must be ≥ 1") == 4  # the failed runs and why
     ranked = re.findall(r"^\| (\d+) \| .*\| `([0-9a-f]{32})` \|$", markdown, re.M)
@@ -124,15 +126,6 @@ def test_an_experiment_name_reports_all_its_runs_and_replaces_an_old_report(grid
     markdown = (out / "report.md").read_text()
     assert "All 12 runs of MLflow experiment `grid`" in markdown
     assert [p.name for p in tmp_path.iterdir()] == ["by-name"]  # no temporary folder left
-
-
-@ON_GRID_WORKER
-def test_default_folder_is_reports_target(grid_store):
-    store, folder = grid_store
-    (parent,), _ = sweep_runs(store, GRID)
-    done = run_cli("nnexp", "report", parent.info.run_id, cwd=folder)
-    assert done.returncode == 0, done.stderr
-    assert (folder / "reports" / parent.info.run_id / "report.html").is_file()
 
 
 @ON_GRID_WORKER

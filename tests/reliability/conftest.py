@@ -35,9 +35,10 @@ def auth_server(tmp_path_factory) -> Iterator[ServerProcess]:
         server.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def used_store(tmp_path_factory) -> tuple[Path, str]:
-    """(folder, uri) of an SQLite store with one FINISHED run."""
+    """(folder, uri) of an SQLite store with one FINISHED run, built once per pytest-xdist worker:
+    every test that uses it asserts that it leaves it exactly as it was."""
     folder = tmp_path_factory.mktemp("store")
     uri = f"sqlite:///{folder}/mlflow.db"
     done = run_cli(

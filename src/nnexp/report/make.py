@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nnexp.report.content import build
 from nnexp.report.document import to_html, to_markdown
 from nnexp.report.output import write_atomically
 from nnexp.report.records import read_records
@@ -48,6 +47,8 @@ def make_report(
     parent = selection.parent.info.run_id if selection.parent is not None else None
 
     def render(work: Path) -> None:
+        from nnexp.report.content import build  # matplotlib (~1 s) only once there is a report
+
         blocks = build(selection, records, work)
         (work / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
         html = to_html(blocks, f"nnexp report: {target}", work)
