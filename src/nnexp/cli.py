@@ -136,13 +136,13 @@ def _experiment_ids(client, name: str | None) -> list[str]:
 
 
 def _repair(args: argparse.Namespace) -> int:
-    from nnexp.tracking.repair import find_dead, mark_killed
-
     if not 0 <= args.stale_after < float("inf"):
         raise UserError(
             f"--stale-after {args.stale_after} must be a number of minutes ≥ 0, e.g. 60"
         )
     client = _client(args)
+    from nnexp.tracking.repair import find_dead, mark_killed
+
     dead = find_dead(client, _experiment_ids(client, args.experiment), args.stale_after * 60)
     for found in dead:
         if not args.dry_run:

@@ -1,4 +1,5 @@
-"""A store that already holds one finished run, to show bad input leaves it exactly as it was."""
+"""A store that already holds one finished run, to show bad input leaves it exactly as it was;
+and one `nnexp server --auth` shared by the tests that only log into it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,28 @@ from pathlib import Path
 
 import pytest
 
-from conftest import all_runs, run_cli
+from conftest import ServerProcess, all_runs, clean_env, free_port, run_cli
+
+#: The admin password of the shared `nnexp server --auth` (auth_server).
+ADMIN_PASSWORD = "correct-horse-battery-staple"
+#: The mark of every test that uses auth_server: under `--dist loadgroup` they share a worker,
+#: so the server starts once.
+ON_AUTH_SERVER = pytest.mark.xdist_group("auth_server")
+
+
+@pytest.fixture(scope="session")
+def auth_server(tmp_path_factory) -> Iterator[ServerProcess]:
+    """One `nnexp server --auth --workers 1` (admin password ADMIN_PASSWORD) for the tests (of a
+    pytest-xdist worker) that log into a server with a password but need no start of their own;
+    stopped at the end of the session. Its output reaches server.log unbuffered, so a test reads
+    there all it has printed so far."""
+    env = clean_env(NNEXP_ADMIN_PASSWORD=ADMIN_PASSWORD, PYTHONUNBUFFERED="1")
+    folder = tmp_path_factory.mktemp("auth-server")
+    server = ServerProcess(folder, free_port(), "--auth", "--workers", "1", env=env).start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

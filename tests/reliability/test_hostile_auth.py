@@ -83,7 +83,7 @@ def test_restart_rotates_the_admin_password_and_inherited_settings_never_win(tmp
     inherited = {"MLFLOW_AUTH_ADMIN_PASSWORD": "inherited-" + STRONG}
     for password, wrong in ((first, inherited["MLFLOW_AUTH_ADMIN_PASSWORD"]), (second, first)):
         env = {**clean_env(NNEXP_ADMIN_PASSWORD=password), **inherited}
-        server = ServerProcess(folder, free_port(), "--auth", env=env).start()
+        server = ServerProcess(folder, free_port(), "--auth", "--workers", "1", env=env).start()
         try:
             assert status(server.uri + SEARCH, "admin", password, timeout=120) == 200
             assert status(server.uri + SEARCH, "admin", wrong, timeout=120) == 401

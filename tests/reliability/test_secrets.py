@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import ServerProcess, clean_env, free_port, run_cli, sweep_runs
+from conftest import clean_env, free_port, run_cli, sweep_runs
 from nnexp.errors import UserError
 from nnexp.privacy import (
     MASK,
@@ -30,8 +30,8 @@ from nnexp.privacy import (
     without_secrets,
 )
 from nnexp.tracking.uri import check_server, split_credentials
+from reliability.conftest import ADMIN_PASSWORD, ON_AUTH_SERVER
 
-ADMIN_PASSWORD = "correct-horse-battery-staple"
 USER = "alice"
 #: Alice's password, with the characters that make URIs hard (an unencoded @ and :).
 SECRET = "Zq8x-p@ss:w0rd-Kv3m"
@@ -219,72 +219,65 @@ def assert_no_leak(folder: Path, outputs: list[subprocess.CompletedProcess]) -> 
 
 
 @pytest.mark.slow
-def test_a_password_in_the_uri_is_never_stored_or_printed(tmp_path, monkeypatch):
-    # MLflow's job runner (7 more processes) has no part in tracking; spare the machine.
-    server_env = clean_env(
-        NNEXP_ADMIN_PASSWORD=ADMIN_PASSWORD, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"
-    )
-    server = ServerProcess(tmp_path / "server", free_port(), "--auth", env=server_env)
+@ON_AUTH_SERVER
+def test_a_password_in_the_uri_is_never_stored_or_printed(tmp_path, auth_server, monkeypatch):
+    server = auth_server
     work = tmp_path / "work"
     work.mkdir()
     outputs = []
-    try:
-        server.start()
-        create_user(server.uri, USER, SECRET)
-        with_password = server.uri.replace("://", f"://{USER}:{SECRET}@")
-        env = clean_env(**PATIENT)
-        sweep_args = [
-            "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-            "model.hidden=2,3", "optim.epochs=5",
-        ]  # fmt: skip
-        sweep = run_cli(
-            "nnexp-train", *sweep_args, f"tracking.uri={with_password}",
-            cwd=work, env=env, timeout=1200,
-        )  # fmt: skip
-        outputs.append(sweep)
-        assert sweep.returncode == 0, sweep.stderr
-        warnings = [line for line in sweep.stderr.splitlines() if line.startswith("warning:")]
-        assert len(warnings) == 1 and "MLFLOW_TRACKING_PASSWORD" in warnings[0], sweep.stderr
+    create_user(server.uri, USER, SECRET)
+    with_password = server.uri.replace("://", f"://{USER}:{SECRET}@")
+    env = clean_env(**PATIENT)
+    sweep_args = [
+        "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+        "model.hidden=2,3", "optim.epochs=5", "tracking.experiment=secrets",
+    ]  # fmt: skip
+    sweep = run_cli(
+        "nnexp-train", *sweep_args, f"tracking.uri={with_password}",
+        cwd=work, env=env, timeout=1200,
+    )  # fmt: skip
+    outputs.append(sweep)
+    assert sweep.returncode == 0, sweep.stderr
+    warnings = [line for line in sweep.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "MLFLOW_TRACKING_PASSWORD" in warnings[0], sweep.stderr
 
-        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", USER)
-        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", SECRET)
-        (parent,), children = sweep_runs(server.uri)
-        assert sorted(run.info.status for run in children) == ["FINISHED", "FINISHED"]
-        assert f"tracking.uri=http://{USER}:{MASK}@127.0.0.1:" in parent.data.tags["nnexp.command"]
-        (sweep_file,) = work.glob("multirun/*/*/.nnexp_sweep.json")
-        assert json.loads(sweep_file.read_text())["tracking_uri"] == redact(with_password)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", USER)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", SECRET)
+    (parent,), children = sweep_runs(server.uri, "secrets")
+    assert sorted(run.info.status for run in children) == ["FINISHED", "FINISHED"]
+    assert f"tracking.uri=http://{USER}:{MASK}@127.0.0.1:" in parent.data.tags["nnexp.command"]
+    (sweep_file,) = work.glob("multirun/*/*/.nnexp_sweep.json")
+    assert json.loads(sweep_file.read_text())["tracking_uri"] == redact(with_password)
 
-        # Resume takes the password from the environment: same parent, every job skipped.
-        resume_env = clean_env(
-            MLFLOW_TRACKING_USERNAME=USER, MLFLOW_TRACKING_PASSWORD=SECRET, **PATIENT
-        )
-        resume = run_cli(
-            "nnexp-train", *sweep_args, f"tracking.uri={server.uri}", "sweep.resume=true",
-            cwd=work, env=resume_env, timeout=1200,
-        )  # fmt: skip
-        outputs.append(resume)
-        assert resume.returncode == 0, resume.stderr
-        assert f"sweep {parent.info.run_id}: 2 skipped" in resume.stdout, resume.stdout
+    # Resume takes the password from the environment: same parent, every job skipped.
+    resume_env = clean_env(
+        MLFLOW_TRACKING_USERNAME=USER, MLFLOW_TRACKING_PASSWORD=SECRET, **PATIENT
+    )
+    resume = run_cli(
+        "nnexp-train", *sweep_args, f"tracking.uri={server.uri}", "sweep.resume=true",
+        cwd=work, env=resume_env, timeout=1200,
+    )  # fmt: skip
+    outputs.append(resume)
+    assert resume.returncode == 0, resume.stderr
+    assert f"sweep {parent.info.run_id}: 2 skipped" in resume.stdout, resume.stdout
 
-        store = ["--tracking-uri", with_password]
-        report = run_cli(
-            "nnexp", "report", parent.info.run_id, *store, cwd=work, env=env, timeout=1200
-        )
-        outputs.append(report)
-        assert report.returncode == 0, report.stderr
-        child = children[0].info.run_id
-        again = run_cli("nnexp", "reproduce", child, *store, cwd=work, env=env, timeout=1200)
-        outputs.append(again)
-        assert again.returncode == 0, again.stderr
-        assert f"reproduces {child} bit for bit" in again.stdout
+    store = ["--tracking-uri", with_password]
+    report = run_cli("nnexp", "report", parent.info.run_id, *store, cwd=work, env=env, timeout=1200)
+    outputs.append(report)
+    assert report.returncode == 0, report.stderr
+    child = children[0].info.run_id
+    again = run_cli("nnexp", "reproduce", child, *store, cwd=work, env=env, timeout=1200)
+    outputs.append(again)
+    assert again.returncode == 0, again.stderr
+    assert f"reproduces {child} bit for bit" in again.stdout
 
-        environ = Path(f"/proc/{server.process.pid}/environ").read_bytes().split(b"\0")
-        assert b"MLFLOW_DISABLE_TELEMETRY=true" in environ
-    finally:
-        server.stop()
-    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    environ = Path(f"/proc/{server.process.pid}/environ").read_bytes().split(b"\0")
+    assert b"MLFLOW_DISABLE_TELEMETRY=true" in environ
+    # The server's folder (store, artifacts, auth files, log) is scanned with the work folder.
+    files = [p for folder in (work, server.folder) for p in folder.rglob("*") if p.is_file()]
     assert len(files) > 40 and any(p.name == "report.html" for p in files)
-    assert_no_leak(tmp_path, outputs)
+    assert_no_leak(work, outputs)
+    assert_no_leak(server.folder, [])
 
 
 # --- telemetry ---------------------------------------------------------------------------------
@@ -306,10 +299,10 @@ main()
     ("setting", "disabled"), [(None, True), ("false", False), ("true", True)],
     ids=["default", "opted in", "opted out"],
 )  # fmt: skip
-def test_mlflow_telemetry_is_off_unless_the_user_opts_in(tmp_path, setting, disabled):
+def test_mlflow_telemetry_is_off_unless_the_user_opts_in(tmp_path, store, setting, disabled):
     env = clean_env() if setting is None else clean_env(MLFLOW_DISABLE_TELEMETRY=setting)
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+        [sys.executable, "-c", PROBE, f"tracking.uri={store}",
          "optim.epochs=1", "tracking.log_model=false"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip

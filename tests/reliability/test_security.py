@@ -4,6 +4,7 @@ model is logged from code, and a report's default folder stays inside reports/."
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,16 +12,14 @@ import pytest
 
 from conftest import (
     REPO,
-    ServerProcess,
     all_runs,
     assert_one_line_error,
     clean_env,
-    free_port,
     run_cli,
     status,
 )
+from reliability.conftest import ADMIN_PASSWORD, ON_AUTH_SERVER
 
-PASSWORD = "correct-horse-battery-staple"
 SEARCH = "/api/2.0/mlflow/experiments/search?max_results=1"
 
 
@@ -81,24 +80,21 @@ def test_auth_without_a_real_password_is_refused(tmp_path, password):
 
 
 @pytest.mark.slow
-def test_auth_server_turns_away_anyone_without_the_password(tmp_path):
-    env = clean_env(NNEXP_ADMIN_PASSWORD=PASSWORD)
-    server = ServerProcess(tmp_path / "server", free_port(), "--auth", env=env).start()
-    try:
-        assert status(server.uri + SEARCH) == 401
-        assert status(server.uri + SEARCH, "admin", "password") == 401
-        assert status(server.uri + SEARCH, "admin", PASSWORD) == 200
-        config = tmp_path / "server" / "mlflow-auth" / "basic_auth.ini"
-        assert config.stat().st_mode & 0o077 == 0
+@ON_AUTH_SERVER
+def test_auth_server_turns_away_anyone_without_the_password(tmp_path, auth_server):
+    uri = auth_server.uri
+    assert status(uri + SEARCH) == 401
+    assert status(uri + SEARCH, "admin", "password") == 401
+    assert status(uri + SEARCH, "admin", ADMIN_PASSWORD) == 200
+    config = auth_server.folder / "mlflow-auth" / "basic_auth.ini"
+    assert config.stat().st_mode & 0o077 == 0
 
-        args = ["optim.epochs=2", "tracking.log_model=false", f"tracking.uri={server.uri}"]
-        refused = run_cli("nnexp-train", *args, cwd=tmp_path)
-        assert_one_line_error(refused, "asks for a login", "MLFLOW_TRACKING_USERNAME")
-        login = {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": PASSWORD}
-        done = run_cli("nnexp-train", *args, cwd=tmp_path, env=clean_env(**login))
-        assert done.returncode == 0, done.stderr
-    finally:
-        server.stop()
+    args = ["optim.epochs=2", "tracking.log_model=false", f"tracking.uri={uri}"]
+    refused = run_cli("nnexp-train", *args, cwd=tmp_path)
+    assert_one_line_error(refused, "asks for a login", "MLFLOW_TRACKING_USERNAME")
+    login = {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": ADMIN_PASSWORD}
+    done = run_cli("nnexp-train", *args, cwd=tmp_path, env=clean_env(**login))
+    assert done.returncode == 0, done.stderr
 
 
 SHELL = "'$(touch pwned)'"
@@ -117,8 +113,9 @@ CODE = "\"__import__('os').system('touch pwned')\""
 )
 def test_config_strings_are_data_never_code(tmp_path, store, overrides, fragments):
     done = run_cli(
-        "nnexp-train", f"tracking.uri={store}", "optim.epochs=1", *overrides, cwd=tmp_path
-    )
+        "nnexp-train", f"tracking.uri={store}", "optim.epochs=1", "tracking.log_model=false",
+        *overrides, cwd=tmp_path,
+    )  # fmt: skip
     assert not (tmp_path / "pwned").exists()
     if fragments is None:
         assert done.returncode == 0, done.stderr
@@ -141,18 +138,36 @@ def test_no_code_path_evaluates_or_unpickles():
     assert sources.count("np.load(") == sources.count("allow_pickle=False")
 
 
+#: An experiment name that, used as a folder name as it stands, would climb out of reports/.
+ESCAPING = "../../escaped"
+
+
+@pytest.fixture(scope="module")
+def escaping_run(tmp_path_factory, empty_store_file) -> str:
+    """The tracking URI of a store with one run, its model logged, in the experiment ESCAPING:
+    one `nnexp-train` for the model check and the report's folder check."""
+    folder = tmp_path_factory.mktemp("escaping-run")
+    shutil.copyfile(empty_store_file, folder / "mlflow.db")
+    uri = f"sqlite:///{folder}/mlflow.db"
+    done = run_cli(
+        "nnexp-train", f"tracking.uri={uri}", "optim.epochs=2", f"tracking.experiment={ESCAPING}",
+        cwd=folder,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return uri
+
+
 def is_pickle(path: Path) -> bool:
     """Whether the file starts like a pickle (protocol 2 to 5)."""
     head = path.read_bytes()[:2]
     return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
 
 
-def test_logged_model_is_code_and_arrays_with_no_pickle(tmp_path, store, train):
-    assert train("optim.epochs=2").returncode == 0
-    (run,) = all_runs(store)
+def test_logged_model_is_code_and_arrays_with_no_pickle(tmp_path, escaping_run):
+    (run,) = all_runs(escaping_run, ESCAPING)
     import mlflow
 
-    mlflow.set_tracking_uri(store)
+    mlflow.set_tracking_uri(escaping_run)
     uri = f"runs:/{run.info.run_id}/model"
     local = Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(tmp_path / "model")))
     files = [p for p in local.rglob("*") if p.is_file()]
@@ -164,20 +179,10 @@ def test_logged_model_is_code_and_arrays_with_no_pickle(tmp_path, store, train):
 
 
 @pytest.mark.slow
-def test_report_default_folder_stays_inside_reports(tmp_path, store):
-    experiment = "../../escaped"
-    done = run_cli(
-        "nnexp-train",
-        f"tracking.uri={store}",
-        "optim.epochs=2",
-        "tracking.log_model=false",
-        f"tracking.experiment={experiment}",
-        cwd=tmp_path,
-    )
-    assert done.returncode == 0, done.stderr
+def test_report_default_folder_stays_inside_reports(tmp_path, escaping_run):
     work = tmp_path / "deep" / "work"
     work.mkdir(parents=True)
-    report = run_cli("nnexp", "report", experiment, f"--tracking-uri={store}", cwd=work)
+    report = run_cli("nnexp", "report", ESCAPING, f"--tracking-uri={escaping_run}", cwd=work)
     assert report.returncode == 0, report.stderr
     assert (work / "reports" / "escaped" / "report.md").is_file()
     assert not (tmp_path / "escaped").exists()
