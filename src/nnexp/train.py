@@ -109,15 +109,21 @@ def record_lost_sweep_job(config: DictConfig, output_dir: Path, status: str, rea
 
 def open_tracker(cfg: DictConfig, ctx: JobContext):
     """The job's MLflow side, or with tracking.enabled=false one that does nothing (and mlflow
-    is never imported)."""
+    is never imported). The store is checked first: a single run's before mlflow is imported,
+    so a store that cannot work is one line within seconds; a sweep job's, the sweep's store."""
     if not cfg.tracking.enabled:
         return Untracked(ctx.output_dir)
-    from nnexp.tracking.job import JobTracker
-    from nnexp.tracking.sweep import SweepInfo
-    from nnexp.tracking.uri import resolve_uri
+    from nnexp.tracking.uri import check_store, resolve_uri
 
-    sweep = SweepInfo.load(ctx.sweep_dir) if ctx.sweep_dir is not None else None
-    uri = resolve_uri(cfg.tracking.uri, ctx.launch_dir)
+    sweep = None
+    if ctx.sweep_dir is not None:
+        from nnexp.tracking.sweep import SweepInfo
+
+        sweep = SweepInfo.load(ctx.sweep_dir)
+    uri = sweep.tracking_uri if sweep else resolve_uri(cfg.tracking.uri, ctx.launch_dir)
+    check_store(uri)
+    from nnexp.tracking.job import JobTracker
+
     return JobTracker(uri, cfg.tracking.experiment, sweep)
 
 

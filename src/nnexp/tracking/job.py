@@ -1,5 +1,5 @@
-"""The tracked side of one training job: the store checked before the run opens, the run (a child
-of its sweep's parent when there is one), resume's look-up of finished runs, and the outputs."""
+"""The tracked side of one training job, its store checked by the caller: the run (a child of its
+sweep's parent when there is one), resume's look-up of finished runs, and the outputs."""
 
 from __future__ import annotations
 
@@ -17,18 +17,17 @@ from nnexp.tracking import sweep as sweeps
 from nnexp.tracking.model import log_model
 from nnexp.tracking.run import RunLog, code_tags, open_run, record_failed_run
 from nnexp.tracking.store import client_for, open_experiment, store_errors
-from nnexp.tracking.uri import check_store
 from nnexp.vocabulary import RUN_TYPE_TAG, final_cost
 
 
 class JobTracker:
     """MLflow for one job: ``uri`` and ``experiment`` unless the job belongs to a sweep, whose
-    store, experiment and code tags (computed once by its launching process) it then shares."""
+    store, experiment and code tags (computed once by its launching process) it then shares.
+    The caller has checked the store (``uri.check_store``)."""
 
     def __init__(self, uri: str, experiment: str, sweep: sweeps.SweepInfo | None):
         self.sweep = sweep
         self.uri = sweep.tracking_uri if sweep else uri
-        check_store(self.uri)
         self.client = client_for(self.uri)
         self.experiment_id = (
             sweep.experiment_id if sweep else open_experiment(self.client, experiment)
