@@ -109,13 +109,18 @@ class Sweep:
         self.progress.start()
 
     def _open_parent(self, config: DictConfig) -> None:
-        from nnexp.tracking.sweep import start_sweep
-        from nnexp.tracking.uri import resolve_uri
+        """The store is checked before mlflow is imported (nnexp.tracking.sweep), so a store that
+        cannot work is one line within seconds."""
+        from nnexp.tracking.uri import check_store, resolve_uri
 
         axes = swept_axes(config)
         try:
+            uri = resolve_uri(config.tracking.uri, Path(config.hydra.runtime.cwd))
+            check_store(uri)
+            from nnexp.tracking.sweep import start_sweep
+
             self.info = start_sweep(
-                uri=resolve_uri(config.tracking.uri, Path(config.hydra.runtime.cwd)),
+                uri=uri,
                 experiment=config.tracking.experiment,
                 sweep_dir=self.sweep_dir,
                 axes=axes,

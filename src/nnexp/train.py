@@ -109,19 +109,18 @@ def record_lost_sweep_job(config: DictConfig, output_dir: Path, status: str, rea
 
 def open_tracker(cfg: DictConfig, ctx: JobContext):
     """The job's MLflow side, or with tracking.enabled=false one that does nothing (and mlflow
-    is never imported). The store is checked before a single run imports MLflow, so a store
-    that cannot work is one line within seconds."""
+    is never imported). The store is checked first: a single run's before mlflow is imported,
+    so a store that cannot work is one line within seconds; a sweep job's, the sweep's store."""
     if not cfg.tracking.enabled:
         return Untracked(ctx.output_dir)
     from nnexp.tracking.uri import check_store, resolve_uri
 
     sweep = None
-    uri = resolve_uri(cfg.tracking.uri, ctx.launch_dir)
     if ctx.sweep_dir is not None:
         from nnexp.tracking.sweep import SweepInfo
 
         sweep = SweepInfo.load(ctx.sweep_dir)
-        uri = sweep.tracking_uri
+    uri = sweep.tracking_uri if sweep else resolve_uri(cfg.tracking.uri, ctx.launch_dir)
     check_store(uri)
     from nnexp.tracking.job import JobTracker
 

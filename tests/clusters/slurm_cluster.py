@@ -223,7 +223,10 @@ class SlurmCluster:
                     "AccountingStorageHost=localhost",
                     f"AccountingStoragePort={self.dbd_port}",
                     f"AccountingStoragePass={self.munge_socket}",
-                    "NodeName=localhost NodeAddr=127.0.0.1 CPUs=2 RealMemory=8192 State=UNKNOWN",
+                    # Three CPUs on a machine that may have two (config_overrides, SLURM's
+                    # setting for tests): a 3-job sweep runs at once, resume's skipped job too.
+                    "SlurmdParameters=config_overrides",
+                    "NodeName=localhost NodeAddr=127.0.0.1 CPUs=3 RealMemory=12288 State=UNKNOWN",
                     "PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP",
                     "",
                 ]

@@ -1,10 +1,12 @@
-"""The production stores for real: a PostgreSQL-backed `nnexp server` takes a 24-job parallel
-sweep without losing or doubling a point, reports it exactly as SQLite does and reproduces its
-runs; a server on PostgreSQL with its artifacts in S3 (Ceph's RADOS Gateway) keeps every file in
-the bucket; a database that cannot be reached is one line within seconds."""
+"""The production stores for real: one `nnexp server` on PostgreSQL with its artifacts in S3
+(Ceph's RADOS Gateway), started once for the module, takes a 24-job parallel sweep without losing
+or doubling a point, keeps every file of it in the bucket, reports it exactly as SQLite does and
+reproduces its runs; a database that cannot be reached is one line within seconds."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,7 @@ from conftest import (
     sweep_runs,
 )
 
-#: One pytest-xdist worker for the module, so that its module fixtures (a PostgreSQL server
+#: One pytest-xdist worker for the module, so that its module fixtures (the production server
 #: holding the 24-job sweep, the same sweep in SQLite) are built once, not once per worker.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("postgres")]
 
@@ -33,48 +35,69 @@ BUCKET = "nnexp-artifacts"
 SERVER_START = 600
 
 
-def sweep(folder: Path, uri: str, *args: str, env: dict | None = None):
-    """The 24-job grid on 4 joblib workers into ``uri``."""
+def sweep(folder: Path, uri: str, *launcher: str) -> None:
+    """The 24-job grid into ``uri``, launched by ``launcher`` (Hydra overrides)."""
     folder.mkdir(parents=True, exist_ok=True)
     done = run_cli(
         "nnexp-train", "-m", f"tracking.uri={uri}", f"optim.epochs={EPOCHS}",
-        "tracking.log_model=false", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4",
-        *args, cwd=folder, timeout=900, env=env,
+        "tracking.log_model=false", *GRID, *launcher, cwd=folder, timeout=900,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    return done
+
+
+@dataclass(frozen=True)
+class Production:
+    """A running production-shaped server: its URI, its database's URI, its working folder."""
+
+    uri: str
+    database: str
+    folder: Path
 
 
 @pytest.fixture(scope="module")
-def postgres_sweep(postgres, tmp_path_factory):
-    """(server uri, database uri) of `nnexp server --backend-store-uri postgresql://…` after
-    the 24-job sweep went into it; the server runs until the module ends."""
-    folder = tmp_path_factory.mktemp("postgres-sweep")
-    database = postgres.createdb("sweep")
-    server = ServerProcess(folder / "server", free_port(), "--backend-store-uri", database)
+def production(postgres, s3, tmp_path_factory) -> Iterator[Production]:
+    """`nnexp server --backend-store-uri postgresql://… --artifacts-destination s3://…` (two
+    workers) after the 24-job sweep went into it on 4 joblib workers; it runs until the module
+    ends. The jobs, as any client of the server, need no S3 credentials: the server has them."""
+    folder = tmp_path_factory.mktemp("production")
+    s3.client().create_bucket(Bucket=BUCKET)
+    server = ServerProcess(
+        folder / "server", free_port(),
+        "--backend-store-uri", postgres.createdb("sweep"),
+        "--artifacts-destination", f"s3://{BUCKET}/mlflow",
+        env=clean_env(**s3.env),
+    )  # fmt: skip
     try:
         server.start(timeout=SERVER_START)
-        sweep(folder / "launch", server.uri, *GRID)
-        yield server.uri, database
+        sweep(folder / "launch", server.uri, "hydra/launcher=joblib", "hydra.launcher.n_jobs=4")
+        yield Production(server.uri, postgres.uri("sweep"), server.folder)
     finally:
         server.stop()
 
 
 @pytest.fixture(scope="module")
 def sqlite_sweep(tmp_path_factory) -> str:
-    """The SQLite store of the same 24-job sweep."""
+    """The SQLite store of the same 24-job sweep, its jobs one after another in one process
+    (Hydra's basic launcher): how jobs are launched is no part of what a report shows, and the
+    PostgreSQL sweep is the one whose parallel jobs are checked."""
     folder = tmp_path_factory.mktemp("sqlite-sweep")
     uri = f"sqlite:///{folder}/mlflow.db"
-    sweep(folder, uri, *GRID)
+    sweep(folder, uri)
     return uri
+
+
+def bucket_keys(s3) -> set[str]:
+    """Every key under mlflow/ in the bucket."""
+    pages = s3.client().get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="mlflow/")
+    return {item["Key"] for page in pages for item in page.get("Contents", [])}
 
 
 def children(uri: str) -> list:
     return sweep_runs(uri)[1]
 
 
-def test_24_jobs_through_a_postgresql_server_lose_and_double_nothing(postgres_sweep):
-    uri, _ = postgres_sweep
+def test_24_jobs_through_a_postgresql_server_lose_and_double_nothing(production):
+    uri = production.uri
     parents, found = sweep_runs(uri)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert len(found) == JOBS and len(all_runs(uri)) == JOBS + 1
@@ -101,10 +124,9 @@ def report(uri: str, out: Path) -> dict[str, bytes]:
 
 
 def test_report_from_postgresql_is_byte_identical_to_the_report_from_sqlite(
-    postgres_sweep, sqlite_sweep, tmp_path
+    production, sqlite_sweep, tmp_path
 ):
-    server, _ = postgres_sweep
-    from_postgres = report(server, tmp_path / "postgres")
+    from_postgres = report(production.uri, tmp_path / "postgres")
     from_sqlite = report(sqlite_sweep, tmp_path / "sqlite")
     assert sorted(from_postgres) == sorted(from_sqlite)
     assert any(name.startswith("figures/") for name in from_postgres)
@@ -115,18 +137,22 @@ def test_report_from_postgresql_is_byte_identical_to_the_report_from_sqlite(
         assert content == from_sqlite[name], name
 
 
-def test_reproduce_through_the_postgresql_server_is_identical(postgres_sweep, tmp_path):
-    server, _ = postgres_sweep
-    original = children(server)[0].info.run_id
-    done = run_cli("nnexp", "reproduce", original, "--tracking-uri", server, cwd=tmp_path)
+def test_reproduce_through_the_postgresql_server_is_identical(production, s3, tmp_path):
+    """The logged config and weights come from S3 through the server; the new run's go there."""
+    original = children(production.uri)[0].info.run_id
+    done = run_cli("nnexp", "reproduce", original, "--tracking-uri", production.uri, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.splitlines()[-1].startswith("identical: run ")
+    last = done.stdout.splitlines()[-1]
+    assert last.startswith("identical: run ")
+    new = last.split()[2]
+    assert any(k.endswith(f"/{new}/artifacts/weights.npz") for k in bucket_keys(s3)), new
 
 
-def test_reproduce_from_the_database_says_the_artifacts_need_the_server(postgres_sweep, tmp_path):
-    server, database = postgres_sweep
-    run_id = children(server)[0].info.run_id
-    done = run_cli("nnexp", "reproduce", run_id, "--tracking-uri", database, cwd=tmp_path)
+def test_reproduce_from_the_database_says_the_artifacts_need_the_server(production, tmp_path):
+    run_id = children(production.uri)[0].info.run_id
+    done = run_cli(
+        "nnexp", "reproduce", run_id, "--tracking-uri", production.database, cwd=tmp_path
+    )
     assert_one_line_error(done, "mlflow-artifacts:", "--tracking-uri http://HOST:PORT")
 
 
@@ -154,34 +180,15 @@ def test_an_unreachable_database_is_one_line(postgres, tmp_path, command, databa
     assert not list(tmp_path.rglob("weights.npz"))
 
 
-def test_a_production_server_keeps_every_artifact_in_s3(postgres, s3, tmp_path):
-    bucket = s3.client()
-    bucket.create_bucket(Bucket=BUCKET)
-    env = clean_env(**s3.env)
-    server = ServerProcess(
-        tmp_path / "server", free_port(),
-        "--backend-store-uri", postgres.createdb("production"),
-        "--artifacts-destination", f"s3://{BUCKET}/mlflow",
-        env=env,
-    )  # fmt: skip
-    try:
-        server.start(timeout=SERVER_START)
-        sweep(tmp_path / "launch", server.uri, "model.hidden=2,3")
-        parents, found = sweep_runs(server.uri)
-        assert len(found) == 2
-        parent = parents[0].info.run_id
-        made = run_cli("nnexp", "report", parent, "--tracking-uri", server.uri, cwd=tmp_path)
-        assert made.returncode == 0, made.stderr
-        original = found[0].info.run_id
-        again = run_cli("nnexp", "reproduce", original, "--tracking-uri", server.uri, cwd=tmp_path)
-        assert again.returncode == 0, again.stdout + again.stderr
-        assert again.stdout.splitlines()[-1].startswith("identical: run ")
-    finally:
-        server.stop()
-    listed = bucket.list_objects_v2(Bucket=BUCKET, Prefix="mlflow/", MaxKeys=1000)
-    keys = {item["Key"] for item in listed.get("Contents", [])}
+def test_a_production_server_keeps_every_artifact_in_s3(production, s3, tmp_path):
+    parents, found = sweep_runs(production.uri)
+    assert len(found) == JOBS
+    parent = parents[0].info.run_id
+    made = run_cli("nnexp", "report", parent, "--tracking-uri", production.uri, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    keys = bucket_keys(s3)
     for child in found:
         for name in ("weights.npz", "config.yaml", "cost_curve.png", "costs.csv"):
             assert any(k.endswith(f"/{child.info.run_id}/artifacts/{name}") for k in keys), name
     assert any(k.endswith(f"/{parent}/artifacts/report/report.md") for k in keys)
-    assert not list((tmp_path / "server").glob("mlartifacts"))
+    assert not list(production.folder.glob("mlartifacts"))

@@ -1,6 +1,5 @@
-"""The tracked side of one training job (its store checked by the caller, before MLflow is
-imported): the run (a child of its sweep's parent when there is one), resume's look-up of
-finished runs, and the outputs."""
+"""The tracked side of one training job, its store checked by the caller: the run (a child of its
+sweep's parent when there is one), resume's look-up of finished runs, and the outputs."""
 
 from __future__ import annotations
 
@@ -23,7 +22,8 @@ from nnexp.vocabulary import RUN_TYPE_TAG, final_cost
 
 class JobTracker:
     """MLflow for one job: ``uri`` and ``experiment`` unless the job belongs to a sweep, whose
-    store, experiment and code tags (computed once by its launching process) it then shares."""
+    store, experiment and code tags (computed once by its launching process) it then shares.
+    The caller has checked the store (``uri.check_store``)."""
 
     def __init__(self, uri: str, experiment: str, sweep: sweeps.SweepInfo | None):
         self.sweep = sweep

@@ -23,7 +23,6 @@ from nnexp.tracking.queries import children, latest
 from nnexp.tracking.repair import process_alive, why_dead
 from nnexp.tracking.run import RunLog, code_tags, end_run, process_tags, record_failed_run
 from nnexp.tracking.store import client_for, open_experiment
-from nnexp.tracking.uri import check_store
 from nnexp.vocabulary import (
     BEST_MODEL_TAG,
     BEST_RUN_TAG,
@@ -101,9 +100,8 @@ def start_sweep(
     resume: bool,
     log_model: bool,
 ) -> SweepInfo:
-    """Create the store and the parent run (or reopen the last one with this sweep key when
-    resuming) before any job starts, and write the sweep file."""
-    check_store(uri)
+    """Create the store (checked by the caller) and the parent run (or reopen the last one with
+    this sweep key when resuming) before any job starts, and write the sweep file."""
     client = client_for(uri)
     experiment_id = open_experiment(client, experiment)
     tags = code_tags()
