@@ -137,12 +137,14 @@ class JobTracker:
 
 def log_dataset(dataset: Dataset) -> None:
     """The training split as the run's MLflow dataset input. Parallel jobs logging the same
-    dataset into a store race on its row (UNIQUE constraint); the loser retries and finds it."""
+    dataset into a store race on its row (a unique constraint: SQLite's "UNIQUE constraint
+    failed", PostgreSQL's "duplicate key value violates unique constraint"); the loser retries
+    and finds it."""
     entry = mlflow.data.from_numpy(dataset.X_train, targets=dataset.y_train, name=dataset.name)
     try:
         mlflow.log_input(entry, context="training")
     except MlflowException as err:
-        if "UNIQUE constraint" not in str(err):
+        if "unique constraint" not in str(err).lower():
             raise
         mlflow.log_input(entry, context="training")
 
