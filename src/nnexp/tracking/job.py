@@ -21,13 +21,13 @@ from nnexp.vocabulary import RUN_TYPE_TAG, final_cost
 
 
 class JobTracker:
-    """MLflow for one job: ``uri`` and ``experiment`` unless the job belongs to a sweep, whose
-    store, experiment and code tags (computed once by its launching process) it then shares.
-    The caller has checked the store (``uri.check_store``)."""
+    """MLflow for one job in the store ``uri`` (the sweep's, when the job belongs to one), which
+    the caller has checked (``uri.check_store``); ``experiment`` unless the job belongs to a sweep,
+    whose experiment and code tags (computed once by its launching process) it then shares."""
 
     def __init__(self, uri: str, experiment: str, sweep: sweeps.SweepInfo | None):
         self.sweep = sweep
-        self.uri = sweep.tracking_uri if sweep else uri
+        self.uri = uri
         self.client = client_for(self.uri)
         self.experiment_id = (
             sweep.experiment_id if sweep else open_experiment(self.client, experiment)
