@@ -57,6 +57,21 @@ def run_cli(
     )
 
 
+#: Runs nnexp-train on sys.argv[1:] and prints, as the process exits, whether mlflow was imported.
+TRAIN_PROBE = (
+    "import atexit, sys\n"
+    "atexit.register(lambda: print('mlflow loaded:', 'mlflow' in sys.modules))\n"
+    "sys.argv[0] = 'nnexp-train'\n"
+    "from nnexp.train import main\n"
+    "main()\n"
+)
+
+
+def run_train_probe(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``nnexp-train args…`` whose stdout ends with ``mlflow loaded: True`` or ``False``."""
+    return run_cli("python", "-c", TRAIN_PROBE, *args, cwd=cwd)
+
+
 def error_lines(done: subprocess.CompletedProcess) -> list[str]:
     """The lines of stderr that carry text."""
     return [line for line in done.stderr.splitlines() if line.strip()]

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from conftest import all_runs, clean_env, mlflow_client, run_cli
+from conftest import all_runs, clean_env, mlflow_client, run_cli, run_train_probe
 
 
 def only_run(uri):
@@ -190,22 +190,7 @@ def test_mini_batches_and_sum_reduction_run(train, store):
 
 
 def test_untracked_run_never_imports_mlflow(tmp_path):
-    probe = (
-        "import atexit, sys\n"
-        "atexit.register(lambda: print('mlflow loaded:', 'mlflow' in sys.modules))\n"
-        "sys.argv = ['nnexp-train', 'tracking=off', 'optim.epochs=3']\n"
-        "from nnexp.train import main\n"
-        "main()\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=tmp_path,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = run_train_probe("tracking=off", "optim.epochs=3", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "mlflow loaded: False" in done.stdout
     assert not (tmp_path / "mlflow.db").exists()

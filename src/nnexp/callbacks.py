@@ -20,7 +20,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from nnexp import console
+from nnexp import console, sweep_folder
 from nnexp.errors import RUN_FAILED, UserError, first_line
 from nnexp.privacy import redact
 from nnexp.progress import SweepProgress
@@ -109,26 +109,32 @@ class Sweep:
         self.progress.start()
 
     def _open_parent(self, config: DictConfig) -> None:
-        """The store is checked before mlflow is imported (nnexp.tracking.sweep), so a store that
-        cannot work is one line within seconds."""
+        """The store and the folder's claim are checked before mlflow is imported
+        (nnexp.tracking.sweep), so a store that cannot work or a folder another sweep writes
+        into is one line within seconds."""
         from nnexp.tracking.uri import check_store, resolve_uri
 
         axes = swept_axes(config)
         try:
             uri = resolve_uri(config.tracking.uri, Path(config.hydra.runtime.cwd))
             check_store(uri)
-            from nnexp.tracking.sweep import start_sweep
+            sweep_folder.claim(self.sweep_dir)
+            try:
+                from nnexp.tracking.sweep import start_sweep
 
-            self.info = start_sweep(
-                uri=uri,
-                experiment=config.tracking.experiment,
-                sweep_dir=self.sweep_dir,
-                axes=axes,
-                sweep_key=sweep_key(config, axes),
-                command=redact(shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])),
-                resume=bool(config.sweep.resume),
-                log_model=bool(config.tracking.log_model),
-            )
+                self.info = start_sweep(
+                    uri=uri,
+                    experiment=config.tracking.experiment,
+                    sweep_dir=self.sweep_dir,
+                    axes=axes,
+                    sweep_key=sweep_key(config, axes),
+                    command=redact(shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])),
+                    resume=bool(config.sweep.resume),
+                    log_model=bool(config.tracking.log_model),
+                )
+            except BaseException:
+                sweep_folder.release(self.sweep_dir)
+                raise
         except UserError as err:
             raise SweepAborted(err) from None
         console.info(f"sweep parent run {self.info.parent_run_id} · outputs in {self.sweep_dir}")

@@ -15,6 +15,7 @@ from conftest import (
     frozen_mid_job,
     mlflow_client,
     run_cli,
+    run_train_probe,
 )
 from nnexp import provenance
 from nnexp.tracking.repair import process_alive
@@ -49,11 +50,12 @@ def test_a_sweep_refused_for_a_busy_folder_creates_no_parent(tmp_path, store):
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / ".nnexp_sweep.json").write_text("{}")
-    done = run_cli(
-        "nnexp-train", "-m", f"tracking.uri={store}", f"hydra.sweep.dir={busy}",
+    done = run_train_probe(
+        "-m", f"tracking.uri={store}", f"hydra.sweep.dir={busy}",
         "optim.epochs=1", "optim.lr=0.5,1", cwd=tmp_path,
     )  # fmt: skip
     assert_one_line_error(done, "another sweep already writes into")
+    assert "mlflow loaded: False" in done.stdout
     assert all_runs(store) == []
     assert (busy / ".nnexp_sweep.json").read_text() == "{}"
 

@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 from nnexp import console, plots
 from nnexp.errors import UserError
 from nnexp.privacy import redact, redact_values, reveal
+from nnexp.sweep_folder import SWEEP_FILE
 from nnexp.tracking.model import has_model_inputs, log_model
 from nnexp.tracking.queries import children, latest
 from nnexp.tracking.repair import process_alive, why_dead
@@ -42,7 +43,6 @@ from nnexp.vocabulary import (
     latest_attempts,
 )
 
-SWEEP_FILE = ".nnexp_sweep.json"
 #: A RUNNING child from another host is presumed lost on resume after this long without a metric.
 RESUME_STALE_S = 3600.0
 
@@ -62,21 +62,9 @@ class SweepInfo:
     #: Whether the sweep logs its best child's pyfunc model on the parent at the end.
     log_model: bool = True
 
-    @staticmethod
-    def claim(sweep_dir: Path) -> None:
-        """Create the sweep file empty, before any run exists; refuse if another sweep already
-        writes into this folder."""
-        try:
-            (sweep_dir / SWEEP_FILE).open("x").close()
-        except FileExistsError:
-            raise UserError(
-                f"another sweep already writes into {sweep_dir}; wait a second or set "
-                "hydra.sweep.dir to a new folder"
-            ) from None
-
     def save(self, sweep_dir: Path) -> None:
-        """Fill the sweep file claimed by ``claim``, the tracking URI's password redacted (a job
-        takes it from its own command line or environment)."""
+        """Fill the sweep file claimed by ``sweep_folder.claim``, the tracking URI's password
+        redacted (a job takes it from its own command line or environment)."""
         saved = {**asdict(self), "tracking_uri": redact(self.tracking_uri)}
         (sweep_dir / SWEEP_FILE).write_text(json.dumps(saved, indent=1))
 
@@ -101,18 +89,14 @@ def start_sweep(
     log_model: bool,
 ) -> SweepInfo:
     """Create the store (checked by the caller) and the parent run (or reopen the last one with
-    this sweep key when resuming) before any job starts, and write the sweep file."""
+    this sweep key when resuming) before any job starts, and fill the sweep file the caller
+    claimed."""
     client = client_for(uri)
     experiment_id = open_experiment(client, experiment)
     tags = code_tags()
-    SweepInfo.claim(sweep_dir)
-    try:
-        parent_id = _open_parent(
-            client, experiment_id, sweep_dir, axes, sweep_key, command, resume, tags
-        )
-    except BaseException:
-        (sweep_dir / SWEEP_FILE).unlink(missing_ok=True)
-        raise
+    parent_id = _open_parent(
+        client, experiment_id, sweep_dir, axes, sweep_key, command, resume, tags
+    )
     client.set_tag(parent_id, SWEEP_DIR_TAG, str(sweep_dir))
     info = SweepInfo(parent_id, uri, experiment_id, axes, int(time.time() * 1000), tags, log_model)
     info.save(sweep_dir)
