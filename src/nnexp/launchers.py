@@ -1,5 +1,6 @@
 """Hydra's submitit SLURM launcher, with every job the cluster loses (cancelled, timed out, killed
-for memory, its node lost) recorded as a failed job of the sweep instead of ending the sweep."""
+for memory, its node lost) recorded as a failed job of the sweep instead of ending the sweep, and
+a resumed sweep's finished jobs left out of the submission."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from nnexp import console
 from nnexp.callbacks import current_sweep, write_failure
+from nnexp.progress import record_job_end
 
 log = logging.getLogger(__name__)
 
@@ -108,20 +110,47 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
         ]
         for overrides, num in numbered:
             log.info(f"\t#{num} : {' '.join(filter_overrides(overrides))}")
-        jobs = executor.map_array(
-            self,
-            *zip(
-                *[
-                    (o, "hydra.sweep.dir", n, f"job_id_for_{n}", Singleton.get_state())
-                    for o, n in numbered
-                ],
-                strict=True,
-            ),
-        )
-        return [
-            self._collect(job, overrides, num)
-            for job, (overrides, num) in zip(jobs, numbered, strict=True)
-        ]
+        results = self._already_finished(numbered)
+        to_submit = [(o, n) for o, n in numbered if n not in results]
+        if to_submit:
+            jobs = executor.map_array(
+                self,
+                *zip(
+                    *[
+                        (o, "hydra.sweep.dir", n, f"job_id_for_{n}", Singleton.get_state())
+                        for o, n in to_submit
+                    ],
+                    strict=True,
+                ),
+            )
+            for job, (overrides, num) in zip(jobs, to_submit, strict=True):
+                results[num] = self._collect(job, overrides, num)
+        return [results[num] for _, num in numbered]
+
+    def _already_finished(self, numbered: list[tuple[list[str], int]]) -> dict[int, JobReturn]:
+        """With ``sweep.resume=true`` in a tracked sweep: the jobs with a FINISHED run of the same
+        config, data and code, each returned as its job would return it, so that the cluster is
+        not asked to start them only for them to skip themselves."""
+        sweep = current_sweep()
+        if not self.config.sweep.resume or sweep is None or sweep.info is None:
+            return {}
+        from nnexp.train import finished_sweep_job
+
+        skipped = {}
+        for overrides, num in numbered:
+            config = self._job_config(overrides, num)
+            sweep_dir = Path(str(config.hydra.sweep.dir))
+            done = finished_sweep_job(config, sweep_dir / str(config.hydra.sweep.subdir))
+            if done is not None:
+                console.info(
+                    f"skipped job {num} ({' '.join(overrides)}): "
+                    f"run {done.run_id} already FINISHED with this config"
+                )
+                record_job_end(sweep_dir, num, overrides, "finished", done.objective)
+                skipped[num] = JobReturn(
+                    overrides=overrides, status=JobStatus.COMPLETED, _return_value=done.objective
+                )
+        return skipped
 
     def _collect(self, job: Any, overrides: list[str], num: int) -> JobReturn:
         """The job's result, or for a job the cluster lost, a failed one recorded as such."""

@@ -83,15 +83,33 @@ def record_rejected(cfg: DictConfig, ctx: JobContext, error: UserError) -> None:
     tracker.record_invalid(run_name(cfg, ctx.overrides, tracker.axes), flat_config(cfg), {}, error)
 
 
-def record_lost_sweep_job(config: DictConfig, output_dir: Path, status: str, reason: str) -> None:
-    """A tracked sweep job the cluster lost (``config`` as composed for it, hydra node included):
-    its run ends ``status`` with the reason, or one is created if it never opened; the config
-    hash lets ``sweep.resume=true`` run it again."""
+def sweep_job(config: DictConfig, output_dir: Path) -> tuple[DictConfig, JobContext]:
+    """The job config and context of a sweep job, from ``config`` as a launcher composes it for
+    the job (hydra node included): what the job itself would see."""
     hc = config.hydra
     ctx = JobContext(
         Path(hc.runtime.cwd), output_dir, task_overrides(hc), Path(hc.sweep.dir), hc.job.num
     )
-    cfg = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
+    return OmegaConf.masked_copy(config, [key for key in config if key != "hydra"]), ctx
+
+
+def finished_sweep_job(config: DictConfig, output_dir: Path) -> JobOutcome | None:
+    """For a launcher resuming a tracked sweep: the FINISHED run of this job's config, data and
+    code, noted on the parent as the job's own look-up would; None when the job must run."""
+    cfg, ctx = sweep_job(config, output_dir)
+    tracker = open_tracker(cfg, ctx)
+    try:
+        config_hash = prepare(cfg, ctx).config_hash(tracker.code_version)
+    except UserError:
+        return None
+    return tracker.finished(config_hash)
+
+
+def record_lost_sweep_job(config: DictConfig, output_dir: Path, status: str, reason: str) -> None:
+    """A tracked sweep job the cluster lost (``config`` as composed for it, hydra node included):
+    its run ends ``status`` with the reason, or one is created if it never opened; the config
+    hash lets ``sweep.resume=true`` run it again."""
+    cfg, ctx = sweep_job(config, output_dir)
     tracker = open_tracker(cfg, ctx)
     try:
         tags = {CONFIG_HASH_TAG: prepare(cfg, ctx).config_hash(tracker.code_version)}

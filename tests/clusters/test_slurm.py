@@ -52,7 +52,8 @@ def cluster_env(cluster: SlurmCluster) -> dict[str, str]:
 def test_jobs_lost_by_slurm_become_failed_children_and_resume_completes(slurm, tmp_path):  # noqa: F811
     """Jobs 0 and 1 wait in their setup line (RUNNING for SLURM, no run opened): job 0 is
     cancelled, job 1's end time is moved to now so SLURM ends it TIMEOUT; job 2 trains to its
-    end. The resumed sweep then runs jobs 0 and 1 through sbatch to FINISHED children."""
+    end. The resumed sweep then runs jobs 0 and 1 through sbatch to FINISHED children, and
+    never submits job 2, already FINISHED."""
     gate = tmp_path / "gate"
     (tmp_path / "gate_2").touch()
     first = [
@@ -105,7 +106,10 @@ def test_jobs_lost_by_slurm_become_failed_children_and_resume_completes(slurm, t
     finished = [c for c in children if c.info.status == "FINISHED"]
     assert sorted(c.data.params["model.hidden"] for c in finished) == ["2", "3", "4"]
     assert all(c.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for c in finished)
-    assert list((tmp_path / "resumed" / ".submitit").glob("*/*_submission.sh"))
+    assert "skipped job 2 (" in done.stdout
+    submitted = (tmp_path / "resumed" / ".submitit").glob("*/*_submitted.pkl")
+    assert len({path.parent.name for path in submitted}) == 2
+    assert not (tmp_path / "resumed" / "2").exists()
 
 
 def end_now(cluster: SlurmCluster, job: str) -> bool:
