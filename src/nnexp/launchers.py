@@ -65,6 +65,11 @@ def wait(job: Any) -> None:
         time.sleep(1)
 
 
+def job_folder(config: DictConfig) -> Path:
+    """A sweep job's output folder, from its config as composed for it."""
+    return Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)
+
+
 def ignore_early_warning() -> None:
     """In the job: ignore the signal SLURM sends ahead of the time limit. submitit would requeue
     the job from scratch or raise its own error inside the training; instead the job trains on
@@ -110,7 +115,7 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
         ]
         for overrides, num in numbered:
             log.info(f"\t#{num} : {' '.join(filter_overrides(overrides))}")
-        results = self._already_finished(numbered)
+        results = self._already_finished(numbered, sweep_dir)
         to_submit = [(o, n) for o, n in numbered if n not in results]
         if to_submit:
             jobs = executor.map_array(
@@ -127,20 +132,21 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
                 results[num] = self._collect(job, overrides, num)
         return [results[num] for _, num in numbered]
 
-    def _already_finished(self, numbered: list[tuple[list[str], int]]) -> dict[int, JobReturn]:
+    def _already_finished(
+        self, numbered: list[tuple[list[str], int]], sweep_dir: Path
+    ) -> dict[int, JobReturn]:
         """With ``sweep.resume=true`` in a tracked sweep: the jobs with a FINISHED run of the same
         config, data and code, each returned as its job would return it, so that the cluster is
         not asked to start them only for them to skip themselves."""
         sweep = current_sweep()
         if not self.config.sweep.resume or sweep is None or sweep.info is None:
             return {}
-        from nnexp.train import finished_sweep_job
+        from nnexp.train import finished_sweep_jobs
 
+        configs = [self._job_config(overrides, num) for overrides, num in numbered]
+        outcomes = finished_sweep_jobs([(config, job_folder(config)) for config in configs])
         skipped = {}
-        for overrides, num in numbered:
-            config = self._job_config(overrides, num)
-            sweep_dir = Path(str(config.hydra.sweep.dir))
-            done = finished_sweep_job(config, sweep_dir / str(config.hydra.sweep.subdir))
+        for (overrides, num), done in zip(numbered, outcomes, strict=True):
             if done is not None:
                 console.info(
                     f"skipped job {num} ({' '.join(overrides)}): "
@@ -174,7 +180,7 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
         """One line for the user, the failure marker in the job's folder, and its child run."""
         console.error(f"job {num} ({' '.join(overrides)}) lost: {reason}")
         config = self._job_config(overrides, num)
-        output_dir = Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)
+        output_dir = job_folder(config)
         output_dir.mkdir(parents=True, exist_ok=True)
         write_failure(output_dir, overrides, reason)
         sweep = current_sweep()

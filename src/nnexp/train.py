@@ -8,7 +8,7 @@ import os
 import shutil
 import sys
 import traceback
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from pathlib import Path
 
@@ -93,16 +93,30 @@ def sweep_job(config: DictConfig, output_dir: Path) -> tuple[DictConfig, JobCont
     return OmegaConf.masked_copy(config, [key for key in config if key != "hydra"]), ctx
 
 
-def finished_sweep_job(config: DictConfig, output_dir: Path) -> JobOutcome | None:
-    """For a launcher resuming a tracked sweep: the FINISHED run of this job's config, data and
-    code, noted on the parent as the job's own look-up would; None when the job must run."""
-    cfg, ctx = sweep_job(config, output_dir)
-    tracker = open_tracker(cfg, ctx)
+def finished_sweep_jobs(jobs: Sequence[tuple[DictConfig, Path]]) -> list[JobOutcome | None]:
+    """For a launcher resuming a tracked sweep, per job (``config`` as composed for it, its
+    output folder): the FINISHED run of its config, data and code, noted on the parent as the
+    job's own look-up would; None when the job must run. The jobs share the sweep's store and
+    experiment, so one tracker (one store check, one client) serves them all."""
+    contexts = [sweep_job(config, output_dir) for config, output_dir in jobs]
+    tracked = [(cfg, ctx) for cfg, ctx in contexts if cfg.tracking.enabled]
+    if not tracked:
+        return [None] * len(contexts)
+    tracker = open_tracker(*tracked[0])
+    outcomes: list[JobOutcome | None] = []
+    for cfg, ctx in contexts:
+        config_hash = config_hash_of(cfg, ctx, tracker.code_version)
+        found = cfg.tracking.enabled and config_hash is not None
+        outcomes.append(tracker.finished(config_hash) if found else None)
+    return outcomes
+
+
+def config_hash_of(cfg: DictConfig, ctx: JobContext, code_version: str) -> str | None:
+    """The job's config hash (config, data, code), None for a config its job would reject."""
     try:
-        config_hash = prepare(cfg, ctx).config_hash(tracker.code_version)
+        return prepare(cfg, ctx).config_hash(code_version)
     except UserError:
         return None
-    return tracker.finished(config_hash)
 
 
 def record_lost_sweep_job(config: DictConfig, output_dir: Path, status: str, reason: str) -> None:
@@ -111,10 +125,8 @@ def record_lost_sweep_job(config: DictConfig, output_dir: Path, status: str, rea
     hash lets ``sweep.resume=true`` run it again."""
     cfg, ctx = sweep_job(config, output_dir)
     tracker = open_tracker(cfg, ctx)
-    try:
-        tags = {CONFIG_HASH_TAG: prepare(cfg, ctx).config_hash(tracker.code_version)}
-    except UserError:
-        tags = {}
+    config_hash = config_hash_of(cfg, ctx, tracker.code_version)
+    tags = {CONFIG_HASH_TAG: config_hash} if config_hash is not None else {}
     tracker.record_lost(
         run_name(cfg, ctx.overrides, tracker.axes),
         flat_config(cfg),
