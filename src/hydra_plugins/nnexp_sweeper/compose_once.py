@@ -15,15 +15,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper, BasicSweeperConf
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from nnexp.hydra_private import apply_value_overrides, basic_sweeper, overrides_dirname
 from nnexp.safe_config import check_loaded, check_overrides
+
+BasicSweeper, BasicSweeperConf = basic_sweeper()
 
 
 @dataclass
@@ -72,17 +73,12 @@ class ComposedConfigs:
                 master_config=master_config, sweep_overrides=list(shape)
             )
         cfg = copy.deepcopy(self.shapes[shape])
-        ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
+        apply_value_overrides(values, cfg)
         task = [o for o in parsed if not o.is_hydra_override()]
         naming = cfg.hydra.job.config.override_dirname
         with open_dict(cfg.hydra):
             cfg.hydra.overrides.task = [o.input_line for o in task]
-            cfg.hydra.job.override_dirname = get_overrides_dirname(
-                overrides=task,
-                kv_sep=naming.kv_sep,
-                item_sep=naming.item_sep,
-                exclude_keys=naming.exclude_keys,
-            )
+            cfg.hydra.job.override_dirname = overrides_dirname(task, naming)
         check_loaded(cfg, [*master_config.hydra.overrides.hydra, *sweep_overrides])
         OmegaConf.copy_cache(from_config=master_config, to_config=cfg)
         return cfg
