@@ -109,8 +109,9 @@ def _allowed(key: str) -> bool:
 
 def _not_allowed(key: str, where: str) -> str:
     return (
-        f"{where} sets {key}, which nnexp does not let a config set ({HINT}); allowed under "
-        f"hydra: {', '.join(k.removeprefix('hydra.') for k in ALLOWED_HYDRA_KEYS)}: remove it"
+        f"{where} sets {key}; {HINT}, and under hydra a config may set only run.dir, "
+        "sweep.dir, sweep.subdir, sweeper.*, launcher.*, job.name, job.chdir, "
+        "job.config.override_dirname.* and verbose: remove it"
     )
 
 
@@ -163,11 +164,15 @@ def check_hydra_keys(cfg: DictConfig, reference: DictConfig) -> None:
             )
     given = _flat(OmegaConf.to_container(cfg.hydra, resolve=False), "hydra")
     own = _flat(OmegaConf.to_container(reference.hydra, resolve=False), "hydra")
-    for key in sorted(given.keys() | own.keys()):
-        if given.get(key, _ABSENT) == own.get(key, _ABSENT) or key.startswith(HYDRA_OWNED):
-            continue
-        if not _allowed(key):
-            raise UserError(_not_allowed(key, "the config"))
+    differing = [
+        key
+        for key in [*given, *(key for key in own if key not in given)]
+        if given.get(key, _ABSENT) != own.get(key, _ABSENT)
+        and not key.startswith(HYDRA_OWNED)
+        and not _allowed(key)
+    ]
+    if differing:
+        raise UserError(_not_allowed(differing[0], "the config"))
     params = OmegaConf.select(cfg, "hydra.sweeper.params") or {}
     for key in params:
         _check_override_key(str(key), None, f"hydra.sweeper.params.{key}")
