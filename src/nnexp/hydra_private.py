@@ -33,6 +33,7 @@ __all__ = [
     "basic_sweeper",
     "checked_composition",
     "compose_unchecked",
+    "config_loader",
     "overrides_dirname",
     "resolver_names",
     "split_sweep",
@@ -66,12 +67,18 @@ def checked_composition(
         ConfigLoaderImpl.load_configuration = original
 
 
+def config_loader(conf_dir: Path) -> ConfigLoaderImpl:
+    """Hydra's config loader over its own configs, ``conf_dir`` and the installed plugins' search
+    paths: no ``--config-dir``, no user file."""
+    return ConfigLoaderImpl(config_search_path=create_config_search_path(f"file://{conf_dir}"))
+
+
 def compose_unchecked(
     conf_dir: Path, config_name: str, overrides: Sequence[str], multirun: bool
 ) -> DictConfig:
-    """The config (with ``hydra``) Hydra composes from ``conf_dir``'s ``config_name`` over its own
-    configs and the installed plugins' search paths only: no ``--config-dir``, no user file."""
-    loader = ConfigLoaderImpl(config_search_path=create_config_search_path(f"file://{conf_dir}"))
+    """The config (with ``hydra``) Hydra composes from ``conf_dir``'s ``config_name`` with
+    ``config_loader``, outside ``checked_composition``."""
+    loader = config_loader(conf_dir)
     mode = RunMode.MULTIRUN if multirun else RunMode.RUN
     return _original_load(loader, config_name, list(overrides), mode)
 
