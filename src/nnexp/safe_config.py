@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from nnexp import hydra_private
-from nnexp.errors import UserError
+from nnexp.errors import UserError, first_line
 
 #: Resolvers a config may use: the date and Hydra's own values. ``${a.b}`` references any key.
 ALLOWED_RESOLVERS = frozenset({"hydra", "now"})
@@ -109,7 +109,7 @@ def _allowed(key: str) -> bool:
 
 def _not_allowed(key: str, where: str) -> str:
     return (
-        f"{where} sets {key}; {HINT}, and under hydra a config may set only run.dir, "
+        f"{where} changes {key}; {HINT}, and under hydra a config may set only run.dir, "
         "sweep.dir, sweep.subdir, sweeper.*, launcher.*, job.name, job.chdir, "
         "job.config.override_dirname.* and verbose: remove it"
     )
@@ -153,8 +153,19 @@ def check_hydra_keys(cfg: DictConfig, reference: DictConfig) -> None:
     """Refuse a composed config whose ``hydra`` node differs from ``reference`` (nnexp's own
     composition with the same launcher and sweeper) outside ``ALLOWED_HYDRA_KEYS`` and
     ``HYDRA_OWNED``, or that chooses a ``hydra/…`` option other than a launcher or sweeper."""
-    choices = OmegaConf.to_container(cfg.hydra.runtime.choices)
-    expected = OmegaConf.to_container(reference.hydra.runtime.choices)
+    _check_hydra(cfg, *_choices_and_leaves(reference))
+
+
+def _choices_and_leaves(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``hydra/…`` choices of a composed config and its ``hydra`` node's leaves."""
+    return (
+        OmegaConf.to_container(cfg.hydra.runtime.choices),
+        _flat(OmegaConf.to_container(cfg.hydra, resolve=False), "hydra"),
+    )
+
+
+def _check_hydra(cfg: DictConfig, expected: dict[str, Any], own: dict[str, Any]) -> None:
+    choices, given = _choices_and_leaves(cfg)
     for group, option in choices.items():
         chosen = group.startswith("hydra/") and group not in ALLOWED_HYDRA_GROUPS
         if chosen and option != expected.get(group):
@@ -162,8 +173,6 @@ def check_hydra_keys(cfg: DictConfig, reference: DictConfig) -> None:
                 f"the config chooses {group}: {option}; a config may choose only "
                 f"{' and '.join(sorted(ALLOWED_HYDRA_GROUPS))}, and {HINT}: remove it"
             )
-    given = _flat(OmegaConf.to_container(cfg.hydra, resolve=False), "hydra")
-    own = _flat(OmegaConf.to_container(reference.hydra, resolve=False), "hydra")
     differing = [
         key
         for key in [*given, *(key for key in own if key not in given)]
@@ -202,13 +211,20 @@ def _leaves(node: Any, path: str) -> Iterator[tuple[str, str, Any]]:
 
 
 def _check_resolvers(text: str, where: str) -> None:
-    names = {*hydra_private.resolver_names(text), *_written_resolvers(text)}
-    for name in sorted(names - ALLOWED_RESOLVERS):
+    for name in sorted(_resolvers(text) - ALLOWED_RESOLVERS):
         raise UserError(
             f"{where} uses the resolver ${{{name}:…}}, which nnexp does not allow (only "
             f"{', '.join(sorted(ALLOWED_RESOLVERS))} and references to keys); {HINT}: write the "
             "value itself"
         )
+
+
+@lru_cache(maxsize=4096)
+def _resolvers(text: str) -> frozenset[str]:
+    """Every resolver ``text`` calls as OmegaConf reads it, and every one written in it."""
+    if "${" not in text:
+        return frozenset()
+    return frozenset({*hydra_private.resolver_names(text), *_written_resolvers(text)})
 
 
 def _written_resolvers(text: str) -> list[str]:
@@ -244,7 +260,12 @@ def check_loaded(cfg: DictConfig, overrides: Sequence[str]) -> None:
     check_overrides(overrides)
     check_composed(cfg, frozenset(_override_key(override) for override in overrides))
     choices = cfg.hydra.runtime.choices
-    check_hydra_keys(cfg, reference(choices["hydra/launcher"], choices["hydra/sweeper"]))
+    _check_hydra(cfg, *_reference_leaves(choices["hydra/launcher"], choices["hydra/sweeper"]))
+
+
+@cache
+def _reference_leaves(launcher: str, sweeper: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    return _choices_and_leaves(reference(launcher, sweeper))
 
 
 @cache
@@ -258,8 +279,8 @@ def reference(launcher: str, sweeper: str) -> DictConfig:
         )
     except (HydraException, OmegaConfBaseException) as err:
         raise UserError(
-            f"hydra/launcher={launcher} with hydra/sweeper={sweeper} is not a launcher and "
-            f"sweeper nnexp or an installed Hydra plugin provides ({err}); {HINT}"
+            f"hydra/launcher={launcher} with hydra/sweeper={sweeper}: {first_line(err)}; a config "
+            f"may choose only the launchers and sweepers of nnexp and installed plugins ({HINT})"
         ) from None
 
 
