@@ -9,7 +9,7 @@ import os
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 MASK = "***"
 #: Names of keys and query fields that hold a credential.
@@ -81,15 +81,13 @@ def redact_values(values: Mapping[str, object]) -> dict[str, str]:
 
 def split_password(uri: str) -> tuple[str, str, str] | None:
     """(``scheme://user:``, the password, ``@host…``) of a whole URI whose password may hold
-    any character, ``/ ? # @`` and blanks included (it runs to the last @); None without one."""
+    any character, ``/ ? # @`` and blanks included (it runs to the last @, as in ``redact``:
+    ``scheme://host:5000/a@b`` reads as user ``host``); None without one."""
     head = _USERINFO_HEAD.match(uri)
     at = uri.rfind("@")
     if head is None or at < head.end():
         return None
     password = uri[head.end() : at]
-    port = re.match(r"\d*(?=[/?#]|$)", password)
-    if port is not None and port.group() and urlsplit(uri).port is not None:
-        return None  # scheme://host:PORT/…@… : an @ after the host, no password
     return head.group(), password, uri[at:]
 
 

@@ -161,17 +161,24 @@ def test_reachability_check_parses_the_host_and_never_shows_the_password():
     assert SECRET not in message
 
 
-def test_an_unreachable_server_is_one_error_line_and_one_warning_without_the_password(tmp_path):
+def unreachable_run(folder: Path, password: str) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """nnexp-train against a closed port with ``password`` in the URI: exit 2, a warning and an
+    error line that names the server with the password masked; the process and its lines."""
     port = free_port()
     done = run_cli(
-        "nnexp-train", "optim.epochs=1", f"tracking.uri=http://{USER}:{SECRET}@127.0.0.1:{port}",
-        cwd=tmp_path,
+        "nnexp-train", "optim.epochs=1", f"tracking.uri=http://{USER}:{password}@127.0.0.1:{port}",
+        cwd=folder,
     )  # fmt: skip
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 2, done.stderr
     assert [line.split(":", 1)[0] for line in lines] == ["warning", "error"], lines
-    assert "MLFLOW_TRACKING_PASSWORD" in lines[0] and "PGPASSWORD" in lines[0]
     assert f"at http://{USER}:{MASK}@127.0.0.1:{port} (" in lines[1]
+    return done, lines
+
+
+def test_an_unreachable_server_is_one_error_line_and_one_warning_without_the_password(tmp_path):
+    done, lines = unreachable_run(tmp_path, SECRET)
+    assert "MLFLOW_TRACKING_PASSWORD" in lines[0] and "PGPASSWORD" in lines[0]
     assert_no_leak(tmp_path, [done])
 
 
@@ -360,16 +367,8 @@ def leaked(password: str, text: str) -> bool:
 
 @pytest.mark.parametrize("password", ["Zq9/Sec?ret", "Zq9 S'ec#ret"], ids=["issue 25", "blank"])
 def test_the_cli_shows_no_piece_of_a_password_with_uri_characters(tmp_path, password):
-    port = free_port()
-    done = run_cli(
-        "nnexp-train", "optim.epochs=1", f"tracking.uri=http://{USER}:{password}@127.0.0.1:{port}",
-        cwd=tmp_path,
-    )  # fmt: skip
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert done.returncode == 2, done.stderr
+    done, _ = unreachable_run(tmp_path, password)
     assert "Traceback" not in done.stderr
-    assert [line.split(":", 1)[0] for line in lines] == ["warning", "error"], lines
-    assert f"at http://{USER}:{MASK}@127.0.0.1:{port} (" in lines[1]
     assert not leaked(password, done.stdout + done.stderr), done.stderr
     assert not any(leaked(password, p.read_text(errors="replace")) for p in files(tmp_path))
 
