@@ -53,6 +53,8 @@ HYDRA_OWNED = (
     "hydra.job.id",
     "hydra.job.num",
 )
+#: Hydra-owned keys Hydra itself passes on as overrides (``-m`` becomes ``hydra.mode=MULTIRUN``).
+HYDRA_OVERRIDES = frozenset({"hydra.mode"})
 #: Callbacks Hydra may build, by key: nnexp's own.
 CALLBACKS = {"mlflow_sweep": "nnexp.callbacks.SweepParent"}
 #: Where other ``_target_`` keys may stand, and the packages they may name.
@@ -97,7 +99,8 @@ def _check_override_key(key: str, package: str | None, override: str) -> None:
             f"the override {override!r} chooses {key}; a config may choose only "
             f"{' and '.join(sorted(ALLOWED_HYDRA_GROUPS))}, and {HINT}: remove it"
         )
-    if (key == "hydra" or key.startswith("hydra.")) and not _allowed(key) and key != "hydra.mode":
+    hydra_key = key == "hydra" or key.startswith("hydra.")
+    if hydra_key and not _allowed(key) and key not in HYDRA_OVERRIDES:
         raise UserError(_not_allowed(key, f"the override {override!r}"))
 
 
@@ -255,10 +258,17 @@ def _check_logging(where: str, key: str, value: Any) -> None:
         raise UserError(f"{where}={value} would import a module; use ext://sys.stderr")
 
 
-def check_loaded(cfg: DictConfig, overrides: Sequence[str]) -> None:
-    """Every check of a config Hydra composed with these overrides (their keys are typed)."""
+def check_values(cfg: DictConfig, overrides: Sequence[str]) -> None:
+    """The checks of a config's overrides and strings (``check_overrides``, ``check_composed``),
+    for a copy of a checked config with value overrides applied (they set no hydra key)."""
     check_overrides(overrides)
     check_composed(cfg, frozenset(_override_key(override) for override in overrides))
+
+
+def check_loaded(cfg: DictConfig, overrides: Sequence[str]) -> None:
+    """Every check of a config Hydra composed with these overrides (their keys are typed):
+    ``check_values`` and the allow-list of the ``hydra`` node against nnexp's own composition."""
+    check_values(cfg, overrides)
     choices = cfg.hydra.runtime.choices
     _check_hydra(cfg, *_reference_leaves(choices["hydra/launcher"], choices["hydra/sweeper"]))
 
