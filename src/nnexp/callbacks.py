@@ -15,13 +15,13 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from nnexp import console, sweep_folder
 from nnexp.errors import RUN_FAILED, UserError, first_line
+from nnexp.hydra_private import split_sweep
 from nnexp.privacy import redact
 from nnexp.progress import SweepProgress
 from nnexp.signals import Terminated
@@ -60,7 +60,7 @@ def planned_jobs(config: DictConfig) -> int | None:
         overrides = OverridesParser.create().parse_overrides(
             [*params, *config.hydra.overrides.task]
         )
-        return sum(len(batch) for batch in BasicSweeper.split_arguments(overrides, None))
+        return sum(len(batch) for batch in split_sweep(overrides))
     except Exception:
         return None
 

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from nnexp import console
 from nnexp.callbacks import current_sweep, write_failure
+from nnexp.hydra_private import submitit_usr_sig
 from nnexp.progress import record_job_end
 
 log = logging.getLogger(__name__)
@@ -74,9 +75,7 @@ def ignore_early_warning() -> None:
     """In the job: ignore the signal SLURM sends ahead of the time limit. submitit would requeue
     the job from scratch or raise its own error inside the training; instead the job trains on
     until SLURM ends it, and the launcher records it with SLURM's reason (TIMEOUT, PREEMPTED)."""
-    import submitit
-
-    signal.signal(submitit.JobEnvironment._usr_sig(), signal.SIG_IGN)
+    signal.signal(submitit_usr_sig(), signal.SIG_IGN)
 
 
 class SlurmLauncher(submitit_launcher.SlurmLauncher):

@@ -16,7 +16,7 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from nnexp import config, console, core, privacy, safe_config
+from nnexp import config, console, core, privacy, provenance, safe_config
 from nnexp.callbacks import SweepAborted, sweep_scope, write_failure
 from nnexp.errors import RunFailed, TrainingDiverged, UserError, exit_code
 from nnexp.hydra_errors import HYDRA_ERRORS, hydra_error_line
@@ -261,9 +261,9 @@ def main() -> None:
     if hidden:
         console.warning(privacy.ENVIRONMENT_ADVICE)
     config.register_schemas()
-    safe_config.guard_hydra()
+    provenance.code_version()
     try:
-        with signals_raise(), sweep_scope() as sweep:
+        with signals_raise(), safe_config.checked_hydra(), sweep_scope() as sweep:
             hydra_task()
         if (error := _RUN_ERROR.get()) is not None:
             raise error
