@@ -132,3 +132,43 @@ def test_a_server_that_cannot_start_is_an_error_naming_it(tmp_path: Path):
     missing = str(tmp_path / "no-such-server")
     with pytest.raises(OSError, match="no-such-server did not start"):
         tethered.start([missing], log=tmp_path / "log")
+
+
+#: A server that daemonises three workers (double fork) which end at once, then waits.
+ORPHANING = textwrap.dedent("""
+    import os, time
+    for _ in range(3):
+        if os.fork() == 0:
+            if os.fork() == 0:
+                os._exit(0)
+            os._exit(0)
+        os.wait()
+    print("orphaned", flush=True)
+    time.sleep(600)
+""")
+
+
+def children_of(pid: int) -> dict[int, str]:
+    """pid → state of every child of ``pid``."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, ppid = stat.read_text().rsplit(")", 1)[1].split()[:2]
+        except OSError:
+            continue
+        if int(ppid) == pid:
+            found[int(stat.parent.name)] = state
+    return found
+
+
+def test_the_guard_collects_the_workers_a_server_orphans(tmp_path: Path):
+    """Orphans come to the guard (a subreaper), which collects them as they end: no zombies pile
+    up under a long-running daemon (slurmd's job steps, Ray's workers)."""
+    log = tmp_path / "log"
+    server = tethered.start([sys.executable, "-c", ORPHANING], log=log)
+    try:
+        wait_for(lambda: "orphaned" in log.read_text(), timeout=120)
+        wait_for(lambda: children_of(server.guard.pid).keys() == {server.pid}, timeout=30)
+        assert children_of(server.guard.pid)[server.pid] != "Z"
+    finally:
+        stop_group(server)

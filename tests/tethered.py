@@ -138,6 +138,19 @@ def _reap() -> None:
             pass
 
 
+def _reap_orphans(server: int) -> None:
+    """Collect the ended processes that were orphaned to the guard while the server runs (a
+    daemon's finished workers), leaving the server's own status for ``server.wait()``."""
+    while True:
+        try:
+            ended = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return
+        if ended is None or ended.si_pid == server:
+            return
+        os.waitpid(ended.si_pid, 0)
+
+
 def _stop_all(server: int, stop_signal: int) -> None:
     """``stop_signal`` to the server's group and once to every descendant, SIGKILL to those left
     after GRACE seconds; returns once none is left."""
@@ -196,14 +209,23 @@ def _guard(argv: list[str], stop_signal: int, status_fd: int, user: str | None) 
     os.close(status_fd)
 
     ended, lifeline = os.pidfd_open(server.pid), sys.stdin.fileno()
+    woken, wake = os.pipe()
+    for end in (woken, wake):
+        os.set_blocking(end, False)
+    signal.set_wakeup_fd(wake)
+    signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes the select below through ``woken``
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, _stop)
     with contextlib.suppress(_Stop):
         while True:
-            ready = select.select([ended, lifeline], [], [])[0]
+            ready = select.select([ended, lifeline, woken], [], [])[0]
+            if woken in ready:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(woken, 512)
+                _reap_orphans(server.pid)
             if ended in ready:
                 break
-            if not os.read(lifeline, 1):  # the test process has ended
+            if lifeline in ready and not os.read(lifeline, 1):  # the test process has ended
                 break
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
