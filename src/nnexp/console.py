@@ -1,6 +1,6 @@
 """What a person sees in the terminal: a progress bar, one-line errors, tables; every line with
 its credentials redacted and its control characters escaped (``printable``), every error and
-warning one line of at most 300 characters."""
+warning one line of at most 400 characters."""
 
 from __future__ import annotations
 

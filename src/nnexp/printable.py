@@ -13,8 +13,8 @@ UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e
 UNSAFE_IN_LINE = re.compile(f"[\t\n{UNSAFE.pattern[1:-1]}]")
 #: Characters an error or warning line keeps: its start and its end (where the fix is said); the
 #: middle is cut with a note of how much.
-LINE_LIMIT = 300
-KEPT_END = 100
+LINE_LIMIT = 400
+KEPT_END = 150
 
 
 def _escaped(found: re.Match[str]) -> str:
