@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, FAULT_JOB, clean_env, error_lines, frozen_mid_job
+from conftest import BIN, FAULT_JOB, clean_env, error_lines, frozen_mid_job, run_cli
 from reliability.conftest import tiny_disk
 
 pytestmark = pytest.mark.slow
@@ -82,13 +82,21 @@ def fill(db: Path) -> None:
             pass
 
 
-def test_a_full_database_disk_fails_the_run_in_one_line(tmp_path, empty_store_file):
+def test_a_full_database_disk_is_one_line_and_repair_ends_the_run_once_freed(
+    tmp_path, empty_store_file
+):
     size_kb = empty_store_file.stat().st_size // 1024 + 4096
     with tiny_disk(tmp_path / "db", size_kb=size_kb) as disk:
-        shutil.copyfile(empty_store_file, disk / "mlflow.db")
-        done, run_id = fault_mid_run(tmp_path, disk / "mlflow.db", fill)
-        assert_one_quiet_line(done, "no space left", "free space")
-        assert statuses(disk / "mlflow.db")[run_id] == "FAILED"
+        db = disk / "mlflow.db"
+        shutil.copyfile(empty_store_file, db)
+        done, run_id = fault_mid_run(tmp_path, db, fill)
+        line = assert_one_quiet_line(done, "no space left", "free space")
+        assert f"run {run_id} stays RUNNING" in line and "`nnexp runs repair`" in line
+        assert statuses(db)[run_id] == "RUNNING"
+        (disk / "filler").unlink()
+        repair = run_cli("nnexp", "runs", "repair", f"--tracking-uri=sqlite:///{db}", cwd=tmp_path)
+        assert repair.returncode == 0, repair.stderr
+        assert statuses(db)[run_id] == "KILLED"
 
 
 def test_a_database_locked_by_another_process_fails_the_run_in_one_line(tmp_path, store):

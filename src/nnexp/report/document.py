@@ -65,18 +65,25 @@ Block = Heading | Paragraph | Bullets | Table | Code | Image
 
 
 def _printable(block: Block) -> Block:
-    """``block`` with every text it shows passed through ``printable``."""
-    if isinstance(block, Heading | Paragraph | Code):
+    """``block`` with every text it shows passed through ``printable``; outside code, line breaks
+    first become spaces (as markdown would show them)."""
+
+    def inline(text: str) -> str:
+        return printable(LINE_BREAKS.sub(" ", text))
+
+    if isinstance(block, Code):
         return replace(block, text=printable(block.text))
+    if isinstance(block, Heading | Paragraph):
+        return replace(block, text=inline(block.text))
     if isinstance(block, Bullets):
-        return replace(block, items=[printable(item) for item in block.items])
+        return replace(block, items=[inline(item) for item in block.items])
     if isinstance(block, Table):
         return replace(
             block,
-            columns=[printable(c) for c in block.columns],
-            rows=[[printable(c) for c in row] for row in block.rows],
+            columns=[inline(c) for c in block.columns],
+            rows=[[inline(c) for c in row] for row in block.rows],
         )
-    return replace(block, caption=printable(block.caption))
+    return replace(block, caption=inline(block.caption))
 
 
 def to_markdown(blocks: list[Block]) -> str:
