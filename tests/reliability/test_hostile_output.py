@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from conftest import assert_one_line_error, run_cli
 from nnexp import console
 from nnexp.printable import LINE_LIMIT, capped, printable, printable_line
+from nnexp.progress import SweepProgress, record_job_end
 from nnexp.report.document import Bullets, Code, Heading, Paragraph, Table, to_html, to_markdown
 from reliability.conftest import read_only, snapshot
 
@@ -69,6 +70,16 @@ def test_the_terminal_gets_escaped_one_line_errors_warnings_and_tables(capsys):
     assert len(err.splitlines()) == 2, err
     assert "\\x1b]0;pwned\\x07" in err and "\\x0aerror: forged" in err
     assert "[bold]b[/]" in out and "[red]x" in out
+
+
+def test_a_piped_sweep_progress_line_shows_overrides_escaped(tmp_path, capsys):
+    progress = SweepProgress(tmp_path, total=1, live=False)
+    progress.start()
+    record_job_end(tmp_path, 0, [f"dataset.target={HOSTILE}"], "failed", float("nan"))
+    progress.stop()
+    err = capsys.readouterr().err
+    assert_clean(err)
+    assert "job 0 failed: dataset.target=run \\x1b]0;pwned" in err
 
 
 def test_reports_show_hostile_text_escaped_in_both_formats(tmp_path):
