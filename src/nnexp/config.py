@@ -25,6 +25,8 @@ from nnexp.tracking.uri import check_scheme
 
 #: The most copies ``train.seeds`` trains in one batched computation.
 MAX_SEEDS = 1000
+#: The longest tracking.experiment: a folder name holds 255 bytes, SQL stores 256 characters.
+MAX_EXPERIMENT_NAME = 250
 PACKAGE_DIR = Path(__file__).resolve().parent
 #: conf/ inside an installed wheel, else the checkout's conf/ beside src/.
 CONF_DIR = next(d for d in (PACKAGE_DIR / "conf", PACKAGE_DIR.parents[1] / "conf") if d.is_dir())
@@ -205,6 +207,12 @@ def check(cfg: DictConfig) -> None:
     if not str(cfg.tracking.experiment).strip():
         raise UserError(
             "tracking.experiment is empty; name the experiment, e.g. tracking.experiment=nnexp"
+        )
+    if len(str(cfg.tracking.experiment)) > MAX_EXPERIMENT_NAME:
+        raise UserError(
+            f"tracking.experiment is {len(str(cfg.tracking.experiment))} characters long, more "
+            f"than the {MAX_EXPERIMENT_NAME} a store's experiment name (and its artifact folder) "
+            "can hold; choose a shorter name"
         )
     _check_dataset(cfg.dataset)
     if cfg.tracking.enabled and cfg.tracking.uri is not None:

@@ -31,6 +31,7 @@ from nnexp.vocabulary import (
     VERSION_TAG_PREFIX,
     whole_number,
 )
+from nnexp.weights import check_stored_weights, read_stored_weights
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -147,6 +148,8 @@ def reproduce(
     run = load_run(client, run_id)
     with tempfile.TemporaryDirectory(prefix="nnexp-reproduce-") as scratch:
         cfg = logged_config(client, run, client.tracking_uri, Path(scratch))
+        path = _download_weights(client, run_id, Path(scratch) / "checked")
+        check_stored_weights(path, _stored_where(run_id), int(cfg.model.hidden))
         for warning in provenance_warnings(run):
             warn(warning)
         new = retrain(cfg, run, Path.cwd() / "outputs" / "reproduce")
@@ -162,11 +165,27 @@ def compare(client: MlflowClient, original: str, new: str, folder: Path) -> list
     return found
 
 
-def _weights(client: MlflowClient, run_id: str, folder: Path) -> dict[str, np.ndarray]:
+def _stored_where(run_id: str) -> str:
+    return f"run {run_id}'s weights.npz"
+
+
+def _download_weights(client: MlflowClient, run_id: str, folder: Path) -> Path:
+    """The run's weights.npz downloaded into ``folder``; one line when the run has none."""
+    from nnexp.tracking.store import store_errors
+
     folder.mkdir(parents=True)
-    path = client.download_artifacts(run_id, "weights.npz", str(folder))
-    with np.load(path, allow_pickle=False) as archive:
-        return {name: archive[name] for name in archive.files}
+    with store_errors(client.tracking_uri):
+        if "weights.npz" not in {entry.path for entry in client.list_artifacts(run_id)}:
+            raise UserError(
+                f"{_stored_where(run_id)} is missing from its artifacts (deleted?); "
+                "without it the run cannot be compared"
+            )
+        return Path(client.download_artifacts(run_id, "weights.npz", str(folder)))
+
+
+def _weights(client: MlflowClient, run_id: str, folder: Path) -> dict[str, np.ndarray]:
+    path = _download_weights(client, run_id, folder)
+    return read_stored_weights(path, _stored_where(run_id))
 
 
 def _histories(client: MlflowClient, run_id: str) -> dict[str, np.ndarray]:

@@ -18,7 +18,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from nnexp import config, console, core, privacy, provenance, safe_config
 from nnexp.callbacks import SweepAborted, sweep_scope, write_failure
-from nnexp.errors import RunFailed, TrainingDiverged, UserError, exit_code
+from nnexp.errors import (
+    BAD_INPUT,
+    RunFailed,
+    TrainingDiverged,
+    UserError,
+    exit_code,
+    unwritable_line,
+)
 from nnexp.hydra_errors import HYDRA_ERRORS, hydra_error_line
 from nnexp.job import (
     Job,
@@ -274,6 +281,9 @@ def main() -> None:
     except SweepAborted as err:
         console.error(str(err.error))
         code = exit_code(err.error)
+    except OSError as err:
+        console.error(unwritable_line(err))
+        code = BAD_INPUT
     except (KeyboardInterrupt, Terminated) as err:
         code = exit_code(err)
     sys.exit(code)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import mlflow
@@ -131,32 +131,44 @@ def open_run(
             yield log
             log.flush()
     except (KeyboardInterrupt, Terminated) as err:
-        _close(log, "KILLED", "killed", str(err) or "interrupted (Ctrl-C)")
+        _report_unmarked(
+            log, "KILLED", _close(log, "KILLED", "killed", str(err) or "interrupted (Ctrl-C)")
+        )
         raise
     except BaseException as err:
         status = "diverged" if isinstance(err, TrainingDiverged) else "failed"
         reason = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
-        _close(log, "FAILED", status, reason)
+        problem = _close(log, "FAILED", status, reason)
+        if problem is not None and isinstance(err, UserError):
+            raise type(err)(f"{err}; {_still_running(log, 'FAILED')}") from None
+        _report_unmarked(log, "FAILED", problem)
         raise
     else:
-        _close(log, "FINISHED", "finished", None)
+        _report_unmarked(log, "FINISHED", _close(log, "FINISHED", "finished", None))
 
 
-def _close(log: RunLog, status: str, label: str, reason: str | None) -> None:
-    problems = []
-    try:
+def _close(log: RunLog, status: str, label: str, reason: str | None) -> str | None:
+    """End the run ``status`` (its queued points and the reason tags first, when they can still
+    be written); None once it is ended, else why it could not be."""
+    with suppress(Exception):  # the status below matters more than the points and tags
         log.flush(tags={STATUS_TAG: label} | ({ERROR_TAG: reason[:5000]} if reason else {}))
-    except Exception as err:
-        problems.append(err)
     try:
         mlflow.end_run(status=status)
     except Exception as err:
-        problems.append(err)
-    if problems:
-        console.error(
-            f"could not mark run {log.run_id} {status} ({explain(problems[0])}); "
-            "`nnexp runs repair` fixes its status once the store is reachable again"
-        )
+        return explain(err)
+    return None
+
+
+def _still_running(log: RunLog, status: str) -> str:
+    return (
+        f"run {log.run_id} stays RUNNING (it could not be marked {status}): "
+        "`nnexp runs repair` ends it once the store works again"
+    )
+
+
+def _report_unmarked(log: RunLog, status: str, problem: str | None) -> None:
+    if problem is not None:
+        console.error(f"the store failed ({problem}); {_still_running(log, status)}")
 
 
 def record_failed_run(
