@@ -147,15 +147,30 @@ def _stripe_backprop(
     return _in_order_sum(errors)
 
 
-def _over_stripes(
-    stripe_pass: Callable[[int, Blocks, Buffers], Array], plan: list[Blocks], ws: Workspace
-) -> Array:
-    """Σ over the stripes, in order, of stripe_pass(stripe, its blocks, buffers): directly for a
-    single stripe, else on the worker threads."""
-    if len(plan) == 1:
-        return stripe_pass(0, plan[0], ws.buffers[0])
-    parts = map_tasks(lambda i, buffers: stripe_pass(i, plan[i], buffers), len(plan), ws.buffers)
-    return _in_order_sum(parts)
+#: A task: (stripe, its copies, its blocks, buffers for those copies) → Σ (y − ŷ)² of the copies.
+TaskPass = Callable[[int, slice, Blocks, Buffers], Array]
+
+
+def _over_tasks(task_pass: TaskPass, plan: list[Blocks], ws: Workspace) -> Array:
+    """Σ (y − ŷ)² per copy over the stripes, in order, each (stripe, chunk of copies) a task of
+    ``task_pass``: directly for a single task, else on the worker threads."""
+    tasks = [(stripe, copies) for stripe in range(len(plan)) for copies in ws.chunks]
+
+    def run(task: int, buffers: Buffers) -> Array:
+        stripe, copies = tasks[task]
+        return task_pass(stripe, copies, plan[stripe], buffers.cut(copies.stop - copies.start))
+
+    if len(tasks) == 1:
+        return run(0, ws.buffers[0])
+    errors = np.empty((len(plan), ws.chunks[-1].stop))
+    for (stripe, copies), part in zip(tasks, map_tasks(run, len(tasks), ws.buffers), strict=True):
+        errors[stripe, copies] = part
+    return _in_order_sum(list(errors))
+
+
+def _of_copies(A: Array, copies: slice) -> Array:
+    """Inputs or targets for the copies in ``copies``: all of A when shared (N, ·), else theirs."""
+    return A[copies] if A.ndim == 3 else A
 
 
 def raw_cost(
@@ -168,10 +183,11 @@ def raw_cost(
     plan = ws.stripes(X.shape[-2])
     with single_threaded_blas(len(ws.buffers)):
 
-        def stripe_pass(_: int, blocks: Blocks, buffers: Buffers) -> Array:
-            return _stripe_errors(X, y, neg_W1, W2, blocks, buffers)
+        def task_pass(_: int, copies: slice, blocks: Blocks, buffers: Buffers) -> Array:
+            Xc, yc = _of_copies(X, copies), _of_copies(y, copies)
+            return _stripe_errors(Xc, yc, neg_W1[copies], W2[copies], blocks, buffers)
 
-        return _total_cost(_over_stripes(stripe_pass, plan, ws), weights, lam, r)
+        return _total_cost(_over_tasks(task_pass, plan, ws), weights, lam, r)
 
 
 def cost(X: Array, y: Array, W1: Array, W2: Array, lam: PerCopy, r: float, ws: Workspace) -> Array:
@@ -190,15 +206,18 @@ def raw_cost_and_gradients(
     grad = ws.grads[0].flat
     with single_threaded_blas(len(ws.buffers)):
 
-        def stripe_pass(stripe: int, blocks: Blocks, buffers: Buffers) -> Array:
-            return _stripe_backprop(X, y, neg_W1, W2, blocks, buffers, ws.grads[stripe])
+        def task_pass(stripe: int, copies: slice, blocks: Blocks, buffers: Buffers) -> Array:
+            Xc, yc, sums = _of_copies(X, copies), _of_copies(y, copies), ws.grads[stripe]
+            return _stripe_backprop(
+                Xc, yc, neg_W1[copies], W2[copies], blocks, buffers, sums.copies(copies)
+            )
 
-        squared_errors = _over_stripes(stripe_pass, plan, ws)
+        squared_errors = _over_tasks(task_pass, plan, ws)
         for stripe in ws.grads[1 : len(plan)]:
             grad += stripe.flat
         if r != 1.0:
             grad *= r  # r Σ …
-        _add_decay(grad, weights, lam, ws.buffers[0].part.flat)  # + λ W
+        _add_decay(grad, weights, lam, ws.decay)  # + λ W
         return _total_cost(squared_errors, weights, lam, r), ws.gW1, ws.gW2
 
 
