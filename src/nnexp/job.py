@@ -137,9 +137,11 @@ def prepare(cfg: DictConfig, ctx: JobContext) -> Job:
     dataset = load_dataset(spec, data_stream(spec["seed"]))
     model, dtype = resolved["model"], np.dtype(resolved["model"]["dtype"])
     seeds = range(resolved["seed"], resolved["seed"] + resolved["train"]["seeds"])
+    optim = resolved["optim"]
+    optimizer = core.OPTIMIZERS[optim["name"]].cls
     needed = memory.training_bytes(
         max(len(dataset.X_train), len(dataset.X_test)), dataset.d, model["hidden"], dataset.k,
-        len(seeds), resolved["optim"]["batch_size"], dtype.itemsize,
+        len(seeds), optim["batch_size"], dtype.itemsize, optimizer.state,
     )  # fmt: skip
     sizes = f"model.hidden={model['hidden']} with train.seeds={len(seeds)}"
     memory.require(needed, sizes, "lower model.hidden, train.seeds or optim.batch_size")
@@ -154,13 +156,14 @@ def prepare(cfg: DictConfig, ctx: JobContext) -> Job:
         W1, W2 = core.init_weights(
             dataset.d, model["hidden"], dataset.k, model["init"], rngs, dtype
         )
-    optim = resolved["optim"]
     hp = core.Hyperparams(
         lr=optim["lr"],
         epochs=optim["epochs"],
         l2=resolved["regularization"]["l2"],
         reduction=resolved["cost"]["reduction"],
         batch_size=optim["batch_size"],
+        optimizer=optim["name"],
+        options={key: optim[key] for key in optimizer.options},
     )
     return Job(resolved, dataset, W1, W2, rngs, hp)
 

@@ -15,11 +15,14 @@ from nnexp.core.network import (
     reduction_factor,
     sigmoid,
 )
+from nnexp.core.optimizers import OPTIMIZERS, Optimizer, make_optimizer
 from nnexp.core.training import History, Hyperparams, TrainResult, init_weights, train
 
 __all__ = [
+    "OPTIMIZERS",
     "History",
     "Hyperparams",
+    "Optimizer",
     "PerCopy",
     "TrainResult",
     "Workspace",
@@ -28,6 +31,7 @@ __all__ = [
     "forward",
     "gradient_check",
     "init_weights",
+    "make_optimizer",
     "numerical_gradients",
     "reduction_factor",
     "reference",

@@ -1,4 +1,5 @@
-"""Initialisation and the gradient-descent loop: W ← W − lr ∂C/∂W, epoch by epoch.
+"""Initialisation and the training loop: an optimizer's step (``nnexp.core.optimizers``; by
+default W ← W − lr ∂C/∂W), epoch by epoch.
 
 Every random draw comes from the ``numpy.random.Generator`` of the copy it belongs to, so copy i
 of a batched run equals a separate run whose generator was seeded the same way.
@@ -6,12 +7,13 @@ of a batched run equals a separate run whose generator was seeded the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from nnexp.core.network import PerCopy, raw_cost, raw_cost_and_gradients, reduction_factor
+from nnexp.core.optimizers import Optimizer, make_optimizer
 from nnexp.core.workspace import Array, Pair, Workspace
 
 INIT_SCHEMES = ("normal", "xavier")
@@ -42,11 +44,12 @@ def init_weights(
 
 @dataclass(frozen=True)
 class Hyperparams:
-    """What the update needs: learning rate, epochs, λ, reduction and mini-batch size.
+    """What the update needs: learning rate, epochs, λ, reduction, mini-batch size, and the
+    optimizer (a name of ``nnexp.core.optimizers.OPTIMIZERS``) with its options (``momentum``).
 
-    ``lr`` and ``l2`` are each a float, the same for every copy, or a sequence of S values, one
-    per copy (stored as a read-only float64 array of shape (S,)); copy i then trains exactly, bit
-    for bit, as it would alone with the floats ``lr[i]`` and ``l2[i]``.
+    ``lr``, ``l2`` and each option are a float, the same for every copy, or a sequence of S
+    values, one per copy (stored as a read-only float64 array of shape (S,)); copy i then trains
+    exactly, bit for bit, as it would alone with the floats ``lr[i]``, ``l2[i]`` ….
     """
 
     lr: PerCopy
@@ -54,15 +57,18 @@ class Hyperparams:
     l2: PerCopy = 0.0
     reduction: str = "mean"
     batch_size: int | None = None
+    optimizer: str = "gd"
+    options: Mapping[str, PerCopy] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lr", _per_copy("lr", self.lr))
         object.__setattr__(self, "l2", _per_copy("l2", self.l2))
+        options = {key: _per_copy(key, value) for key, value in self.options.items()}
+        object.__setattr__(self, "options", options)
 
     def check_copies(self, copies: int) -> None:
         """Raise ValueError unless every per-copy array has one value per copy."""
-        for name in ("lr", "l2"):
-            value = getattr(self, name)
+        for name, value in {"lr": self.lr, "l2": self.l2, **self.options}.items():
             if isinstance(value, np.ndarray) and value.shape != (copies,):
                 raise ValueError(
                     f"Hyperparams.{name} has {value.shape[0]} values for {copies} copies; "
@@ -84,7 +90,10 @@ def _per_copy(name: str, value: PerCopy) -> PerCopy:
 def _column(value: PerCopy, dtype: np.dtype) -> PerCopy:
     """A per-copy array as an (S, 1) column in ``dtype`` to scale flat (S, P) rows, as a float
     would be (numpy computes ``float32 array × float`` in float32); a float as is."""
-    return value.astype(dtype)[:, None] if isinstance(value, np.ndarray) else value
+    if not isinstance(value, np.ndarray):
+        return value
+    with np.errstate(over="ignore"):  # a value beyond float32 becomes inf, as a float would
+        return value.astype(dtype)[:, None]
 
 
 @dataclass
@@ -140,6 +149,9 @@ def train(
     ws = Workspace.for_shapes(W1, W2, batch or n_rows)
     test_cost = _test_cost(test_set, W1, W2, hp)
     history, live = History(), _Copies(copies)
+    dtype = W1.dtype
+    options = {key: _column(value, dtype) for key, value in hp.options.items()}
+    optimizer = make_optimizer(hp.optimizer, ws.weights.flat, _column(hp.lr, dtype), options)
 
     def recorded(epoch: int) -> bool:
         return epoch == hp.epochs or epoch % record_every == 0
@@ -150,7 +162,8 @@ def train(
     ws.flat_weights(W1, W2)
     with np.errstate(over="ignore", invalid="ignore"):
         try:
-            for epoch, train_cost in epochs(X, y, hp, batch, rngs, ws, live, recorded):
+            steps = epochs(X, y, hp, batch, rngs, ws, live, recorded, optimizer)
+            for epoch, train_cost in steps:
                 history.epochs.append(epoch)
                 history.train_cost.append(live.masked(train_cost))
                 history.test_cost.append(live.masked(test_cost(ws.weights)))
@@ -213,13 +226,12 @@ Epochs = Iterator[tuple[int, Array]]
 
 
 def _full_batch(
-    X, y, hp: Hyperparams, batch, rngs, ws: Workspace, live: _Copies, recorded
+    X, y, hp: Hyperparams, batch, rngs, ws: Workspace, live: _Copies, recorded, optimizer
 ) -> Epochs:
-    """Each epoch one pass over all rows gives C(W) and ∂C/∂W; then W ← W − lr ∂C/∂W for the
-    live copies (the last epoch only measures C)."""
+    """Each epoch one pass over all rows gives C(W) and ∂C/∂W; then the optimizer steps the live
+    copies (the last epoch only measures C)."""
     r = reduction_factor(hp.reduction, X.shape[0])
     V1, V2 = ws.weights.W1, ws.weights.W2
-    lr = _column(hp.lr, V1.dtype)
     for epoch in range(hp.epochs + 1):
         if epoch == hp.epochs:
             train_cost = raw_cost(X, y, V1, V2, hp.l2, r, ws)
@@ -230,11 +242,11 @@ def _full_batch(
             yield epoch, train_cost
         if epoch == hp.epochs or not live.any_live:
             return
-        _descend(ws.weights.flat, ws.grads[0].flat, lr, live.where)
+        optimizer.step(ws.weights.flat, ws.grads[0].flat, live.where)
 
 
 def _mini_batches(
-    X, y, hp: Hyperparams, batch: int, rngs, ws: Workspace, live: _Copies, recorded
+    X, y, hp: Hyperparams, batch: int, rngs, ws: Workspace, live: _Copies, recorded, optimizer
 ) -> Epochs:
     """Each epoch every copy shuffles the rows with its own generator and steps on each batch;
     C on all rows is computed only at the recorded epochs."""
@@ -246,29 +258,23 @@ def _mini_batches(
             yield epoch, train_cost
         if epoch == hp.epochs or not live.any_live:
             return
-        live.freeze(_minibatch_epoch(X, y, hp, batch, rngs, ws, live.live), epoch + 1)
+        finite = _minibatch_epoch(X, y, hp, batch, rngs, ws, live.live, optimizer)
+        live.freeze(finite, epoch + 1)
 
 
-def _minibatch_epoch(X, y, hp: Hyperparams, batch: int, rngs, ws: Workspace, live) -> Array:
+def _minibatch_epoch(
+    X, y, hp: Hyperparams, batch: int, rngs, ws: Workspace, live, optimizer: Optimizer
+) -> Array:
     """One epoch of mini-batch steps on the workspace's weights; returns which copies kept a
     finite batch cost throughout."""
     n_rows = X.shape[0]
     order = np.stack([rng.permutation(n_rows) for rng in rngs])
     finite = np.ones(live.shape[0], bool)
     V1, V2 = ws.weights.W1, ws.weights.W2
-    lr = _column(hp.lr, V1.dtype)
     for start in range(0, n_rows, batch):
         rows = order[:, start : start + batch]
         r = reduction_factor(hp.reduction, rows.shape[1])
         c, _, _ = raw_cost_and_gradients(X[rows], y[rows], V1, V2, hp.l2, r, ws)
         finite &= np.isfinite(c)
-        _descend(ws.weights.flat, ws.grads[0].flat, lr, (live & finite)[:, None])
+        optimizer.step(ws.weights.flat, ws.grads[0].flat, (live & finite)[:, None])
     return finite
-
-
-def _descend(weights: Array, grad: Array, lr: PerCopy, where: Array | bool) -> None:
-    """W ← W − lr ∂C/∂W on flat (S, P) weights and gradients, for the copies selected by
-    ``where`` ((S, 1) mask, or True for all), lr a float or an (S, 1) column in the weights'
-    dtype; scales the gradient buffer in place."""
-    np.multiply(grad, lr, out=grad)
-    np.subtract(weights, grad, out=weights, where=where)
