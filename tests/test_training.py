@@ -160,11 +160,10 @@ def _one_copy(result, copy):
     """The result of copy ``copy`` alone, shaped as a single-copy result."""
     from nnexp.core import History, TrainResult
 
-    history = History(
-        epochs=result.history.epochs,
-        train_cost=[row[copy : copy + 1] for row in result.history.train_cost],
-        test_cost=[row[copy : copy + 1] for row in result.history.test_cost],
-    )
+    values = {
+        name: [row[copy : copy + 1] for row in rows] for name, rows in result.history.values.items()
+    }
+    history = History(epochs=result.history.epochs, values=values)
     return TrainResult(
         result.W1[copy : copy + 1], result.W2[copy : copy + 1], history, [result.diverged_at[copy]]
     )

@@ -105,6 +105,7 @@ class TrackingSchema:
     experiment: str = MISSING
     log_every: int = MISSING
     log_model: bool = MISSING
+    dynamics: bool = MISSING
 
 
 @dataclass

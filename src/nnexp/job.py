@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from nnexp import config, core, memory, privacy
 from nnexp.data import Dataset, load_dataset
+from nnexp.data.registry import REGISTRY
 from nnexp.errors import UserError
 from nnexp.hydra_errors import HYDRA_ERRORS, hydra_error_line
 from nnexp.weights import load_weights
@@ -73,6 +74,13 @@ class Job:
     W2: np.ndarray
     rngs: list[np.random.Generator]
     hp: core.Hyperparams
+
+    @property
+    def metric_names(self) -> list[str]:
+        """What the run records: the costs, accuracy on a classification dataset, and the
+        training dynamics with ``tracking.dynamics``."""
+        classification = REGISTRY[self.cfg["dataset"]["name"]].classification
+        return core.metric_names(classification, self.cfg["tracking"]["dynamics"])
 
     @property
     def seeds(self) -> list[int]:

@@ -6,6 +6,7 @@ Knows nothing of Hydra or MLflow.
 
 from nnexp.core import reference
 from nnexp.core.gradcheck import gradient_check, numerical_gradients, relative_error
+from nnexp.core.metrics import METRICS, metric_names
 from nnexp.core.network import (
     PerCopy,
     Workspace,
@@ -19,6 +20,7 @@ from nnexp.core.optimizers import OPTIMIZERS, Optimizer, make_optimizer
 from nnexp.core.training import History, Hyperparams, TrainResult, init_weights, train
 
 __all__ = [
+    "METRICS",
     "OPTIMIZERS",
     "History",
     "Hyperparams",
@@ -32,6 +34,7 @@ __all__ = [
     "gradient_check",
     "init_weights",
     "make_optimizer",
+    "metric_names",
     "numerical_gradients",
     "reduction_factor",
     "reference",

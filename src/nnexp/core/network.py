@@ -98,15 +98,25 @@ def _forward_block(Xb: Array, neg_W1: Array, W2: Array, a2: Array, yhat: Array) 
     _sigmoid_of_negated(np.negative(yhat, out=yhat))  # ŷ = σ(s3)
 
 
-def _stripe_errors(
-    X: Array, y: Array, neg_W1: Array, W2: Array, blocks: Blocks, buffers: Buffers
+#: What a forward pass sums over the rows: (y rows, a2, ŷ) of a block → (S,) float64 sums per copy.
+#: It may overwrite a2 and ŷ.
+BlockSum = Callable[[Array, Array, Array], Array]
+
+
+def squared_errors(yb: Array, a2: Array, yhat: Array) -> Array:
+    """Σ (y − ŷ)² per copy over a block's rows (overwrites ŷ)."""
+    return _sum_squares(np.subtract(yb, yhat, out=yhat))
+
+
+def _stripe_sums(
+    X: Array, y: Array, neg_W1: Array, W2: Array, blocks: Blocks, buffers: Buffers, f: BlockSum
 ) -> Array:
-    """Σ (y − ŷ)² per copy over one stripe's blocks: the forward pass alone."""
-    errors = []
+    """Σ f(y, a2, ŷ) per copy over one stripe's blocks, in order: the forward pass alone."""
+    sums = []
     for Xb, yb, a2, _, yhat, _ in buffers.blocks(X, y, blocks):
         _forward_block(Xb, neg_W1, W2, a2, yhat)
-        errors.append(_sum_squares(np.subtract(yb, yhat, out=yhat)))
-    return _in_order_sum(errors)
+        sums.append(f(yb, a2, yhat))
+    return _in_order_sum(sums)
 
 
 def _backprop_block(
@@ -147,13 +157,13 @@ def _stripe_backprop(
     return _in_order_sum(errors)
 
 
-#: A task: (stripe, its copies, its blocks, buffers for those copies) → Σ (y − ŷ)² of the copies.
+#: A task: (stripe, its copies, its blocks, buffers for those copies) → its sums for the copies.
 TaskPass = Callable[[int, slice, Blocks, Buffers], Array]
 
 
 def _over_tasks(task_pass: TaskPass, plan: list[Blocks], ws: Workspace) -> Array:
-    """Σ (y − ŷ)² per copy over the stripes, in order, each (stripe, chunk of copies) a task of
-    ``task_pass``: directly for a single task, else on the worker threads."""
+    """Σ per copy of the tasks' sums over the stripes, in order, each (stripe, chunk of copies)
+    a task of ``task_pass``: directly for a single task, else on the worker threads."""
     tasks = [(stripe, copies) for stripe in range(len(plan)) for copies in ws.chunks]
 
     def run(task: int, buffers: Buffers) -> Array:
@@ -173,21 +183,27 @@ def _of_copies(A: Array, copies: slice) -> Array:
     return A[copies] if A.ndim == 3 else A
 
 
-def raw_cost(
-    X: Array, y: Array, W1: Array, W2: Array, lam: PerCopy, r: float, ws: Workspace
-) -> Array:
-    """``cost`` for a caller that silences floating-point overflow itself (the training loop,
-    once for all epochs): e^(−z) overflowing to inf is harmless in σ but warns."""
-    weights = ws.flat_weights(W1, W2)
+def raw_forward_sums(X: Array, y: Array, W1: Array, W2: Array, ws: Workspace, f: BlockSum) -> Array:
+    """Σ over the rows of f(y, a2, ŷ) per copy, block by block in the workspace's order, for a
+    caller that silences floating-point overflow itself."""
     neg_W1 = np.negative(W1, out=ws.neg_W1)
     plan = ws.stripes(X.shape[-2])
     with single_threaded_blas(len(ws.buffers)):
 
         def task_pass(_: int, copies: slice, blocks: Blocks, buffers: Buffers) -> Array:
             Xc, yc = _of_copies(X, copies), _of_copies(y, copies)
-            return _stripe_errors(Xc, yc, neg_W1[copies], W2[copies], blocks, buffers)
+            return _stripe_sums(Xc, yc, neg_W1[copies], W2[copies], blocks, buffers, f)
 
-        return _total_cost(_over_tasks(task_pass, plan, ws), weights, lam, r)
+        return _over_tasks(task_pass, plan, ws)
+
+
+def raw_cost(
+    X: Array, y: Array, W1: Array, W2: Array, lam: PerCopy, r: float, ws: Workspace
+) -> Array:
+    """``cost`` for a caller that silences floating-point overflow itself (the training loop,
+    once for all epochs): e^(−z) overflowing to inf is harmless in σ but warns."""
+    weights = ws.flat_weights(W1, W2)
+    return _total_cost(raw_forward_sums(X, y, W1, W2, ws, squared_errors), weights, lam, r)
 
 
 def cost(X: Array, y: Array, W1: Array, W2: Array, lam: PerCopy, r: float, ws: Workspace) -> Array:

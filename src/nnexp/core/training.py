@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from nnexp.core import metrics
 from nnexp.core.network import PerCopy, raw_cost, raw_cost_and_gradients, reduction_factor
 from nnexp.core.optimizers import Optimizer, make_optimizer
 from nnexp.core.workspace import Array, Pair, Workspace
@@ -98,15 +99,41 @@ def _column(value: PerCopy, dtype: np.dtype) -> PerCopy:
 
 @dataclass
 class History:
-    """Costs at the recorded epochs: one row per epoch, one column per copy, NaN once diverged."""
+    """The metrics at the recorded epochs: name → one (S,) row per recorded epoch, one column
+    per copy, NaN once the copy diverged (names and order: ``nnexp.core.metrics``)."""
 
     epochs: list[int] = field(default_factory=list)
-    train_cost: list[Array] = field(default_factory=list)
-    test_cost: list[Array] = field(default_factory=list)
+    values: dict[str, list[Array]] = field(
+        default_factory=lambda: {"train_cost": [], "test_cost": []}
+    )
+
+    @property
+    def train_cost(self) -> list[Array]:
+        """The train_cost rows."""
+        return self.values["train_cost"]
+
+    @property
+    def test_cost(self) -> list[Array]:
+        """The test_cost rows."""
+        return self.values["test_cost"]
+
+    def metric(self, name: str) -> Array:
+        """The metric ``name`` as an (R, S) array."""
+        return np.asarray(self.values[name])
 
     def as_arrays(self) -> tuple[Array, Array, Array]:
         """(epochs (R,), train_cost (R, S), test_cost (R, S))."""
-        return np.asarray(self.epochs), np.asarray(self.train_cost), np.asarray(self.test_cost)
+        return np.asarray(self.epochs), self.metric("train_cost"), self.metric("test_cost")
+
+    def summaries(self) -> dict[str, Array]:
+        """Per copy, for each metric with a best: ``best_NAME`` and ``best_NAME_epoch`` (the
+        first recorded epoch that reached it): the least cost, the highest accuracy."""
+        found: dict[str, Array] = {}
+        for name in self.values:
+            summary = metrics.best(name, self.metric(name), np.asarray(self.epochs))
+            if summary is not None:
+                found[f"best_{name}"], found[f"best_{name}_epoch"] = summary
+        return found
 
 
 @dataclass
@@ -119,8 +146,8 @@ class TrainResult:
     diverged_at: list[int | None]
 
 
-#: Called at every recorded epoch with (epoch, train_cost (S,), test_cost (S,)).
-RecordHook = Callable[[int, Array, Array], None]
+#: Called at every recorded epoch with (epoch, metric name → values (S,)).
+RecordHook = Callable[[int, Mapping[str, Array]], None]
 
 
 def train(
@@ -132,15 +159,17 @@ def train(
     rngs: Sequence[np.random.Generator],
     record_every: int = 1,
     on_record: RecordHook | None = None,
+    record: Sequence[str] = ("train_cost", "test_cost"),
 ) -> TrainResult:
     """Train the S copies in (W1, W2) in place for ``hp.epochs`` epochs.
 
-    Costs are recorded at epoch 0 (the initial weights), every ``record_every`` epochs and at the
-    last epoch; the test cost is computed only then. Full batch (``batch_size`` None) takes one
-    step per epoch on all rows, and the pass that computes the gradient also gives C(W). With
-    mini-batches each copy shuffles the rows with its own generator every epoch and steps on each
-    batch, r applying to the batch. A copy whose cost is not finite is frozen from that epoch on;
-    training stops when every copy is frozen.
+    The metrics named in ``record`` (``nnexp.core.metrics.metric_names``; the costs always) are
+    recorded at epoch 0 (the initial weights), every ``record_every`` epochs and at the last
+    epoch; the test cost and the other metrics are computed only then. Full batch
+    (``batch_size`` None) takes one step per epoch on all rows, and the pass that computes the
+    gradient also gives C(W). With mini-batches each copy shuffles the rows with its own
+    generator every epoch and steps on each batch, r applying to the batch. A copy whose cost
+    is not finite is frozen from that epoch on; training stops when every copy is frozen.
     """
     X, y = train_set
     n_rows, copies = X.shape[0], W1.shape[0]
@@ -149,6 +178,7 @@ def train(
     ws = Workspace.for_shapes(W1, W2, batch or n_rows)
     test_cost = _test_cost(test_set, W1, W2, hp)
     history, live = History(), _Copies(copies)
+    probe = _prober(record, train_set, test_set, hp, history)
     dtype = W1.dtype
     options = {key: _column(value, dtype) for key, value in hp.options.items()}
     optimizer = make_optimizer(hp.optimizer, ws.weights.flat, _column(hp.lr, dtype), options)
@@ -165,14 +195,40 @@ def train(
             steps = epochs(X, y, hp, batch, rngs, ws, live, recorded, optimizer)
             for epoch, train_cost in steps:
                 history.epochs.append(epoch)
-                history.train_cost.append(live.masked(train_cost))
-                history.test_cost.append(live.masked(test_cost(ws.weights)))
+                row = {"train_cost": train_cost, "test_cost": test_cost(ws.weights)}
+                row |= probe(ws.weights)
+                for name, values in row.items():
+                    history.values[name].append(live.masked(values))
                 if on_record is not None:
-                    on_record(epoch, history.train_cost[-1], history.test_cost[-1])
+                    on_record(epoch, {name: rows[-1] for name, rows in history.values.items()})
         finally:
             np.copyto(W1, ws.weights.W1)
             np.copyto(W2, ws.weights.W2)
     return TrainResult(W1=W1, W2=W2, history=history, diverged_at=live.diverged_at)
+
+
+def _prober(
+    record: Sequence[str],
+    train_set: tuple[Array, Array],
+    test_set: tuple[Array, Array] | None,
+    hp: Hyperparams,
+    history: History,
+) -> Callable[[Pair], dict[str, Array]]:
+    """The metrics of ``record`` besides the costs, as a function of the weights at a recorded
+    epoch; adds their empty rows to ``history``. One scratch workspace serves every epoch."""
+    extra = [name for name in record if metrics.METRICS[name].compute is not None]
+    for name in extra:
+        history.values[name] = []
+    r = reduction_factor(hp.reduction, len(train_set[0]))
+    scratch: list[Workspace] = []
+
+    def probe(weights: Pair) -> dict[str, Array]:
+        if not extra:
+            return {}
+        state = metrics.Probe(weights, train_set, test_set, hp.l2, r, scratch)
+        return {name: metrics.METRICS[name].compute(state) for name in extra}
+
+    return probe
 
 
 class _Copies:
