@@ -71,6 +71,10 @@ def test_single_run_is_recorded_completely(train, store, tmp_path):
         points = history(client, run.info.run_id, key)
         assert [step for step, _ in points] == list(range(31))
         assert np.allclose([value for _, value in points], costs[:, 0], rtol=1e-12)
+        best = int(np.argmin(costs[:, 0]))  # the summary the UI sorts by, logged at the last step
+        assert np.isclose(run.data.metrics[f"best_{key}"], costs[best, 0], rtol=1e-12, atol=0)
+        assert run.data.metrics[f"best_{key}_epoch"] == best
+    assert not any("accuracy" in key or "norm" in key for key in run.data.metrics)
 
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"weights.npz", "config.yaml", "overrides.yaml", "cost_curve.png"} <= artifacts
