@@ -114,3 +114,10 @@ def test_recording_nothing_extra_makes_no_extra_pass(monkeypatch):
     W1, W2, rngs = fresh([0])
     train(W1, W2, train_set, test_set, Hyperparams(lr=0.5, epochs=5), rngs)
     assert calls == []
+
+
+def test_an_unknown_metric_is_refused():
+    train_set, test_set = problem()
+    W1, W2, rngs = fresh([0])
+    with pytest.raises(ValueError, match="unknown metric\\(s\\) \\['loss'\\]"):
+        train(W1, W2, train_set, test_set, Hyperparams(lr=0.5, epochs=1), rngs, record=["loss"])

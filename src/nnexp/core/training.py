@@ -216,6 +216,9 @@ def _prober(
 ) -> Callable[[Pair], dict[str, Array]]:
     """The metrics of ``record`` besides the costs, as a function of the weights at a recorded
     epoch; adds their empty rows to ``history``. One scratch workspace serves every epoch."""
+    unknown = [name for name in record if name not in metrics.METRICS]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown}; use names of {list(metrics.METRICS)}")
     extra = [name for name in record if metrics.METRICS[name].compute is not None]
     for name in extra:
         history.values[name] = []
