@@ -168,8 +168,7 @@ OPTIM_SCHEMAS = {name: _optim_schema(name) for name in OPTIMIZERS}
 
 def register_schemas() -> None:
     """Put the schemas in Hydra's ConfigStore (``nnexp_schema``, ``schema/dataset/*``,
-    ``schema/optim/*``) and
-    nnexp's defaults into three plugin configs:
+    ``schema/optim/*``) and nnexp's defaults into three plugin configs:
 
     - ``hydra/sweeper/optuna`` and its TPE sampler get conf/search_space/optuna.yaml, so
       ``hydra/sweeper=optuna`` searches nnexp's space with a seeded sampler;
@@ -259,8 +258,9 @@ def _check_optim(optim: DictConfig) -> None:
         value = optim[key]
         if not (low <= value <= high if high_included else low <= value < high):
             bound = f"≤ {high}" if high_included else f"< {high}"
+            example = (low + high) / 2
             raise UserError(
-                f"optim.{key}={value} must be ≥ {low} and {bound}, e.g. optim.{key}=0.9"
+                f"optim.{key}={value} must be ≥ {low} and {bound}, e.g. optim.{key}={example:g}"
             )
 
 
