@@ -19,6 +19,7 @@ from hydra.core.plugins import Plugins
 from hydra.plugins.config_source import ConfigLoadError
 from omegaconf import II, MISSING, DictConfig, OmegaConf
 
+from nnexp.core.optimizers import OPTIMIZERS
 from nnexp.data.registry import REGISTRY
 from nnexp.errors import UserError
 from nnexp.tracking.uri import check_scheme
@@ -74,8 +75,10 @@ class ModelSchema:
 
 @dataclass
 class OptimSchema:
-    """Gradient descent: learning rate, epochs, mini-batch size (null = full batch)."""
+    """Every optimizer: its name, learning rate, epochs, mini-batch size (null = full batch);
+    each optimizer adds the options of its class in ``nnexp.core.optimizers``."""
 
+    name: str = MISSING
     lr: float = MISSING
     epochs: int = MISSING
     batch_size: int | None = MISSING
@@ -104,6 +107,7 @@ class TrackingSchema:
     experiment: str = MISSING
     log_every: int = MISSING
     log_model: bool = MISSING
+    dynamics: bool = MISSING
 
 
 @dataclass
@@ -128,7 +132,7 @@ class Config:
     seed: int = MISSING
     dataset: Any = MISSING
     model: ModelSchema = field(default_factory=ModelSchema)
-    optim: OptimSchema = field(default_factory=OptimSchema)
+    optim: Any = MISSING
     regularization: RegularizationSchema = field(default_factory=RegularizationSchema)
     cost: CostSchema = field(default_factory=CostSchema)
     tracking: TrackingSchema = field(default_factory=TrackingSchema)
@@ -151,9 +155,22 @@ def _dataset_schema(options: type | None) -> type:
 DATASET_SCHEMAS = {name: _dataset_schema(entry.options) for name, entry in REGISTRY.items()}
 
 
+def _optim_schema(name: str) -> type:
+    """An optimizer's schema: ``OptimSchema`` and a float key per option of its class."""
+    options = OPTIMIZERS[name].cls.options
+    if not options:
+        return OptimSchema
+    keys = [(key, float, field(default=MISSING)) for key in options]
+    return make_dataclass(f"{name.capitalize()}OptimSchema", keys, bases=(OptimSchema,))
+
+
+#: The schema of each optimizer, stored as ``schema/optim/NAME``, derived from the registry.
+OPTIM_SCHEMAS = {name: _optim_schema(name) for name in OPTIMIZERS}
+
+
 def register_schemas() -> None:
-    """Put the schemas in Hydra's ConfigStore (``nnexp_schema``, ``schema/dataset/*``) and
-    nnexp's defaults into three plugin configs:
+    """Put the schemas in Hydra's ConfigStore (``nnexp_schema``, ``schema/dataset/*``,
+    ``schema/optim/*``) and nnexp's defaults into three plugin configs:
 
     - ``hydra/sweeper/optuna`` and its TPE sampler get conf/search_space/optuna.yaml, so
       ``hydra/sweeper=optuna`` searches nnexp's space with a seeded sampler;
@@ -164,6 +181,8 @@ def register_schemas() -> None:
     store.store(name="nnexp_schema", node=Config)
     for name, schema in DATASET_SCHEMAS.items():
         store.store(group="schema/dataset", name=name, node=schema)
+    for name, schema in OPTIM_SCHEMAS.items():
+        store.store(group="schema/optim", name=name, node=schema)
     Plugins.instance()  # plugins register their configs when scanned: scan first, extend after
     space = OmegaConf.load(CONF_DIR / "search_space" / "optuna.yaml")
     _extend_plugin_config(store, "hydra/sweeper/sampler", "tpe", space.pop("sampler"))
@@ -190,6 +209,7 @@ def check(cfg: DictConfig) -> None:
     _known_keys(cfg.dataset, dataset_schema, "dataset.")
     _at_least(cfg, "seed", 0)
     _at_least(cfg, "model.hidden", 1)
+    _check_optim(cfg.optim)
     _positive_finite(cfg, "optim.lr")
     _at_least(cfg, "optim.epochs", 0)
     if cfg.optim.batch_size is not None:
@@ -231,6 +251,25 @@ def _known_keys(node: DictConfig, schema: type, prefix: str) -> None:
         nested = known[key].default_factory
         if is_dataclass(nested):
             _known_keys(node[key], nested, f"{prefix}{key}.")
+
+
+def _check_optim(optim: DictConfig) -> None:
+    """optim.name is a registered optimizer, its keys are that optimizer's, and each option
+    lies in its range."""
+    if optim.name not in OPTIMIZERS:
+        raise UserError(
+            f"optim.name={optim.name} is not an optimizer nnexp knows; choose one of "
+            f"{', '.join(OPTIMIZERS)} with optim=NAME"
+        )
+    _known_keys(optim, OPTIM_SCHEMAS[optim.name], "optim.")
+    for key, (low, high, high_included) in OPTIMIZERS[optim.name].cls.options.items():
+        value = optim[key]
+        if not (low <= value <= high if high_included else low <= value < high):
+            bound = f"≤ {high}" if high_included else f"< {high}"
+            example = (low + high) / 2
+            raise UserError(
+                f"optim.{key}={value} must be ≥ {low} and {bound}, e.g. optim.{key}={example:g}"
+            )
 
 
 def _check_dataset(dataset: DictConfig) -> None:

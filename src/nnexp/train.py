@@ -40,7 +40,7 @@ from nnexp.outputs import write_outputs
 from nnexp.progress import record_job_end
 from nnexp.signals import Terminated, raise_pending, signals_raise
 from nnexp.untracked import Untracked
-from nnexp.vocabulary import CONFIG_HASH_TAG, JOB_NUM_TAG, OUTPUT_DIR_TAG, cost_metrics
+from nnexp.vocabulary import CONFIG_HASH_TAG, JOB_NUM_TAG, OUTPUT_DIR_TAG, metric_values
 
 
 def train(
@@ -179,18 +179,21 @@ def job_tags(
 
 
 def fit(job: Job, log, interactive: bool) -> core.TrainResult:
-    """Train the job's copies, streaming costs to the run (and a progress bar on a terminal);
-    raise TrainingDiverged if any copy's cost stopped being finite."""
+    """Train the job's copies, streaming its metrics to the run (and a progress bar on a
+    terminal), then their summaries (best values and epochs); raise TrainingDiverged if any
+    copy's cost stopped being finite."""
     data = job.dataset
     dtype = job.W1.dtype
     train_set = (data.X_train.astype(dtype), data.y_train.astype(dtype))
     test_set = (data.X_test.astype(dtype), data.y_test.astype(dtype))
     with console.epoch_progress(job.hp.epochs, interactive) as progress:
 
-        def on_record(epoch: int, train_cost: np.ndarray, test_cost: np.ndarray) -> None:
+        def on_record(epoch: int, values: Mapping[str, np.ndarray]) -> None:
             raise_pending()
-            log.metrics(epoch, cost_metrics(train_cost, test_cost, job.seeds))
-            progress(epoch, float(np.mean(train_cost)), float(np.mean(test_cost)))
+            log.metrics(epoch, metric_values(values, job.seeds))
+            progress(
+                epoch, float(np.mean(values["train_cost"])), float(np.mean(values["test_cost"]))
+            )
 
         result = core.train(
             job.W1,
@@ -201,7 +204,9 @@ def fit(job: Job, log, interactive: bool) -> core.TrainResult:
             job.rngs,
             record_every=job.cfg["tracking"]["log_every"],
             on_record=on_record,
+            record=job.metric_names,
         )
+    log.metrics(result.history.epochs[-1], metric_values(result.history.summaries(), job.seeds))
     diverged = [
         (seed, epoch)
         for seed, epoch in zip(job.seeds, result.diverged_at, strict=True)
