@@ -223,9 +223,9 @@ def keep_run_error(error: UserError) -> None:
 @hydra.main(version_base="1.3", config_path=str(config.CONF_DIR), config_name="config")
 def hydra_task(cfg: DictConfig) -> float | None:
     """One Hydra job. A single run's error goes to ``main`` (a rejected run's folder removed
-        first); a sweep job's failure is recorded and the sweeper gets ``sweep.failed_objective``,
-        so the sweep goes on. A sweep job's end is appended to the sweep's progress file; no sweep job
-    starts once its sweep is stopping."""
+    first); a sweep job's failure is recorded and the sweeper gets ``sweep.failed_objective``,
+    so the sweep goes on. A sweep job's end is appended to the sweep's progress file; no sweep
+    job starts once its sweep is stopping."""
     ctx = JobContext.from_hydra()
     if ctx.sweep_dir is None:
         try:

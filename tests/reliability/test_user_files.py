@@ -23,6 +23,8 @@ USER_FILES = {
     "costs.csv": "epoch,cost\n",
     "cost_curve.png": "my figure",
 }
+#: How a report refuses an --out that changed while it rendered.
+REFUSED_OUT = r"did not write there|changed while the report rendered"
 
 
 def user_folder(folder: Path) -> dict[str, str]:
@@ -117,7 +119,7 @@ def test_a_folder_created_at_out_while_rendering_is_kept(tmp_path, monkeypatch):
         out.mkdir()
         (out / "notes.txt").write_text("mine")
 
-    with pytest.raises(UserError, match="did not write there|changed while the report rendered"):
+    with pytest.raises(UserError, match=REFUSED_OUT):
         write_atomically(out, render, lambda work: None)
     assert snapshot(out) == {"notes.txt": hashlib.sha256(b"mine").hexdigest()}
     assert [p.name for p in tmp_path.iterdir()] == ["report"]
@@ -132,6 +134,6 @@ def test_a_file_added_to_a_previous_report_while_rendering_is_kept(tmp_path, mon
         (work / "report.md").write_text("2")
         (out / "notes.txt").write_text("mine")
 
-    with pytest.raises(UserError, match="did not write there|changed while the report rendered"):
+    with pytest.raises(UserError, match=REFUSED_OUT):
         write_atomically(out, render, lambda work: None)
     assert (out / "notes.txt").read_text() == "mine" and (out / "report.md").read_text() == "1"
