@@ -20,7 +20,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from nnexp import console, output_folders, sweep_folder
+from nnexp import console, loky_tracker, output_folders, sweep_folder
 from nnexp.errors import RUN_FAILED, UserError, first_line
 from nnexp.privacy import redact
 from nnexp.progress import SweepProgress
@@ -110,6 +110,7 @@ class Sweep:
             raise SweepAborted(err) from None
         sweep_folder.clear_stop(sweep_dir)
         self.sweep_dir = sweep_dir
+        loky_tracker.start_for(config)
         if config.tracking.enabled:
             self._open_parent(config)
         self.progress = SweepProgress(self.sweep_dir, planned_jobs(config))

@@ -85,3 +85,19 @@ def signals_raise() -> Iterator[None]:
             _stopping.clear()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+#: Stop signals a helper process (not a job) should outlive: a closed terminal, Ctrl-\.
+HELPER_HELD = (signal.SIGHUP, signal.SIGQUIT)
+
+
+@contextmanager
+def held_for_helpers() -> Iterator[None]:
+    """Within the block SIGHUP and SIGQUIT are blocked in this thread, so a helper process started
+    here inherits them blocked and outlives a closed terminal until its parent is done with it;
+    one that arrives meanwhile reaches this process at the block's end."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, HELPER_HELD)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HELPER_HELD)
