@@ -29,13 +29,15 @@ SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
 AXIS = "model.hidden=48,49,50,51,52"
 
 
-def start_sweep(tmp_path: Path, store: str, launcher: str) -> subprocess.Popen:
-    """The sweep in a new session (its own process group), SIGINT at its default action as in a
-    terminal (a test run in the background inherits it ignored)."""
+def start_sweep(
+    tmp_path: Path, store: str, launcher: str, wrapper: tuple[str, ...] = ()
+) -> subprocess.Popen:
+    """The sweep (under ``wrapper``) in a new session (its own process group), SIGINT at its
+    default action as in a terminal (a test run in the background inherits it ignored)."""
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return subprocess.Popen(
-            [str(BIN / "nnexp-train"), "-m", f"tracking.uri={store}", *FAULT_JOB, AXIS]
+            [*wrapper, str(BIN / "nnexp-train"), "-m", f"tracking.uri={store}", *FAULT_JOB, AXIS]
             + LAUNCHERS[launcher],
             cwd=tmp_path,
             env=clean_env(),
@@ -70,10 +72,25 @@ def freeze_mid_job(process: subprocess.Popen, db: Path) -> str:
 @pytest.mark.parametrize("launcher", list(LAUNCHERS))
 def test_a_stop_signal_ends_the_sweep_and_every_child(tmp_path, store, launcher, signum, target):
     process = start_sweep(tmp_path, store, launcher)
+    stop_and_check(process, store, tmp_path, signum, group=target == "group")
+
+
+@pytest.mark.parametrize("launcher", list(LAUNCHERS))
+def test_timeout_ends_the_sweep_and_every_child(tmp_path, store, launcher):
+    """``timeout`` sends its signal to the sweep's launching process, then again to the whole
+    group: the second one must not cut the first one's clean-up short."""
+    process = start_sweep(tmp_path, store, launcher, wrapper=("timeout", "3600"))
+    stop_and_check(process, store, tmp_path, signal.SIGTERM, group=False)
+
+
+def stop_and_check(
+    process: subprocess.Popen, store: str, tmp_path: Path, signum: int, group: bool
+) -> None:
+    """Signal the sweep mid-job (its group, or its first process alone) and check its end."""
     try:
         training = freeze_mid_job(process, tmp_path / "mlflow.db")
         signalled_ms = int(time.time() * 1000)
-        if target == "group":
+        if group:
             os.killpg(process.pid, signum)
         else:
             process.send_signal(signum)
