@@ -1,12 +1,14 @@
 """Hydra's submitit SLURM launcher, with every job the cluster loses (cancelled, timed out, killed
 for memory, its node lost) recorded as a failed job of the sweep instead of ending the sweep, and
-a resumed sweep's finished jobs left out of the submission."""
+a resumed sweep's finished jobs left out of the submission, and the sweep's jobs cancelled when
+a stop signal reaches the launching process."""
 
 from __future__ import annotations
 
 import itertools
 import logging
 import signal
+import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +23,7 @@ from nnexp import console
 from nnexp.callbacks import current_sweep, write_failure
 from nnexp.hydra_private import submitit_usr_sig
 from nnexp.progress import record_job_end
+from nnexp.signals import Terminated
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,15 @@ def wait(job: Any) -> None:
         if job.done(force_check=tick % POLL_S == 0):
             return
         time.sleep(1)
+
+
+def cancel(jobs: Sequence[Any]) -> None:
+    """On a stop signal in the launching process: cancel the sweep's jobs still queued or running
+    (one ``scancel`` for all), so none starts after it; a running one ends KILLED by SLURM's
+    SIGTERM. Finished jobs are left as they are."""
+    pending = [job.job_id for job in jobs if not job.done()]
+    if pending:
+        subprocess.call(["scancel", *pending], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def job_folder(config: DictConfig) -> Path:
@@ -127,8 +139,12 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
                     strict=True,
                 ),
             )
-            for job, (overrides, num) in zip(jobs, to_submit, strict=True):
-                results[num] = self._collect(job, overrides, num)
+            try:
+                for job, (overrides, num) in zip(jobs, to_submit, strict=True):
+                    results[num] = self._collect(job, overrides, num)
+            except (KeyboardInterrupt, Terminated):
+                cancel(jobs)
+                raise
         return [results[num] for _, num in numbered]
 
     def _already_finished(

@@ -16,7 +16,16 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from nnexp import config, console, core, privacy, provenance, safe_config
+from nnexp import (
+    config,
+    console,
+    core,
+    output_folders,
+    privacy,
+    provenance,
+    safe_config,
+    sweep_folder,
+)
 from nnexp.callbacks import SweepAborted, sweep_scope, write_failure
 from nnexp.errors import (
     BAD_INPUT,
@@ -236,7 +245,8 @@ def keep_run_error(error: UserError) -> None:
 def hydra_task(cfg: DictConfig) -> float | None:
     """One Hydra job. A single run's error goes to ``main`` (a rejected run's folder removed
     first); a sweep job's failure is recorded and the sweeper gets ``sweep.failed_objective``,
-    so the sweep goes on. A sweep job's end is appended to the sweep's progress file."""
+    so the sweep goes on. A sweep job's end is appended to the sweep's progress file; no sweep
+    job starts once its sweep is stopping."""
     ctx = JobContext.from_hydra()
     if ctx.sweep_dir is None:
         try:
@@ -246,6 +256,7 @@ def hydra_task(cfg: DictConfig) -> float | None:
                 discard_unused_output(ctx.output_dir, ctx.launch_dir)
             keep_run_error(err)
             return None
+    sweep_folder.refuse_after_stop(ctx.sweep_dir)
     try:
         outcome = train(cfg, ctx)
     except UserError as err:
@@ -295,12 +306,13 @@ def main() -> None:
 
 
 def discard_unused_output(output_dir: Path, launch_dir: Path) -> None:
-    """Remove the folder of a run rejected as bad input when it holds only what Hydra wrote
-    before the job (.hydra/ and the job's log), and the parents that leaves empty, up to the
-    launch folder."""
+    """Remove the folder of a run rejected as bad input when it holds only what Hydra and nnexp
+    wrote before the job (.hydra/, the job's log, the folder's mark), and the parents that
+    leaves empty, up to the launch folder."""
     if not output_dir.is_dir() or launch_dir not in output_dir.parents:
         return
-    if any(p.name != ".hydra" and p.suffix != ".log" for p in output_dir.iterdir()):
+    kept = (".hydra", output_folders.MARK)
+    if any(p.name not in kept and p.suffix != ".log" for p in output_dir.iterdir()):
         return
     shutil.rmtree(output_dir, ignore_errors=True)
     for parent in output_dir.parents:

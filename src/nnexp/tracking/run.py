@@ -1,5 +1,5 @@
 """One MLflow run's lifecycle and logging: open, log in batches, close FINISHED, FAILED (with the
-reason as a tag) or KILLED (SIGINT/SIGTERM), keeping every metric point logged so far."""
+reason as a tag) or KILLED (a stop signal), keeping every metric point logged so far."""
 
 from __future__ import annotations
 
@@ -116,7 +116,7 @@ def open_run(
     tags: Mapping[str, str],
 ) -> Iterator[RunLog]:
     """A run of ``client``'s store (also the fluent API's active run, for dataset and model)
-    that ends FINISHED when the block completes, KILLED on SIGINT/SIGTERM and FAILED on any
+    that ends FINISHED when the block completes, KILLED on a stop signal and FAILED on any
     other exception, with the reason in the ``nnexp.error`` tag; queued points go first.
     ``tags`` carry the code tags; the process tags are added here."""
     active = mlflow.start_run(
@@ -126,25 +126,25 @@ def open_run(
         tags=redact_values({**tags, **process_tags()}),
     )
     log = RunLog(client, active.info.run_id)
-    try:
-        with signals_raise():
+    with signals_raise():  # also around the close: a second signal must not cut it short
+        try:
             yield log
             log.flush()
-    except (KeyboardInterrupt, Terminated) as err:
-        _report_unmarked(
-            log, "KILLED", _close(log, "KILLED", "killed", str(err) or "interrupted (Ctrl-C)")
-        )
-        raise
-    except BaseException as err:
-        status = "diverged" if isinstance(err, TrainingDiverged) else "failed"
-        reason = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
-        problem = _close(log, "FAILED", status, reason)
-        if problem is not None and isinstance(err, UserError):
-            raise type(err)(f"{err}; {_still_running(log, 'FAILED')}") from None
-        _report_unmarked(log, "FAILED", problem)
-        raise
-    else:
-        _report_unmarked(log, "FINISHED", _close(log, "FINISHED", "finished", None))
+        except (KeyboardInterrupt, Terminated) as err:
+            _report_unmarked(
+                log, "KILLED", _close(log, "KILLED", "killed", str(err) or "interrupted (Ctrl-C)")
+            )
+            raise
+        except BaseException as err:
+            status = "diverged" if isinstance(err, TrainingDiverged) else "failed"
+            reason = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+            problem = _close(log, "FAILED", status, reason)
+            if problem is not None and isinstance(err, UserError):
+                raise type(err)(f"{err}; {_still_running(log, 'FAILED')}") from None
+            _report_unmarked(log, "FAILED", problem)
+            raise
+        else:
+            _report_unmarked(log, "FINISHED", _close(log, "FINISHED", "finished", None))
 
 
 def _close(log: RunLog, status: str, label: str, reason: str | None) -> str | None:
