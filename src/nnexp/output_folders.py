@@ -58,7 +58,8 @@ def _take(folder: Path, key: str, ours: set[str]) -> bool:
         return False
     except OSError as err:
         raise UserError(
-            f"cannot create {key} {folder}: {err.strerror or err}; point {key} at a writable folder"
+            f"cannot create {key} {folder} ({err.strerror or err}); launch from a folder you can "
+            f"write, or point {key} at one"
         ) from None
 
 
