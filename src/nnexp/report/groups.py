@@ -7,10 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nnexp.report.records import Curve, RunRecord
-
-#: Params that only pick a replicate: runs differing in these alone are one setting.
-SEED_KEYS = ("seed", "dataset.seed", "dataset.digest")
+from nnexp.report.records import SEED_KEYS, Curve, RunRecord
 
 
 def design_keys(axes: list[str]) -> list[str]:
