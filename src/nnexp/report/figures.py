@@ -14,7 +14,7 @@ from matplotlib.ticker import MaxNLocator
 
 from nnexp import plots
 from nnexp.report.groups import SeedGroup, ordered, short, value_order
-from nnexp.report.records import SPLITS, RunRecord
+from nnexp.report.records import SPLITS, Curve, RunRecord
 
 SPLIT_COLOURS = {"train": "tab:blue", "test": "tab:orange"}
 
@@ -259,4 +259,33 @@ def importance_bars(shares: list[tuple[str, float]], path: Path) -> Path:
     axes.set_xlim(0.0, 1.1)
     axes.set_xlabel("share of the variance of the final test_cost")
     axes.grid(True, axis="x", alpha=0.3)
+    return plots.save_png(figure, path)
+
+
+def overlay(
+    drawn: dict[str, list[tuple[str, Curve | None]]], titles: dict[str, str], path: Path
+) -> Path:
+    """One panel per metric, A's and B's curves against epoch (a ± std band where known); costs
+    on a log scale."""
+    figure = plots.new_figure(4.2 * max(len(drawn), 1) + 0.4, 4.4)
+    panels = figure.subplots(1, max(len(drawn), 1), squeeze=False)[0]
+    colours = {"A": "tab:blue", "B": "tab:orange"}
+    for axes, (metric, sides) in zip(panels, drawn.items(), strict=False):
+        for label, curve in sides:
+            if curve is None or not len(curve.steps):
+                continue
+            axes.plot(curve.steps, curve.values, color=colours[label], label=label)
+            if curve.std is not None and np.isfinite(curve.std).any():
+                low = curve.values - curve.std
+                if metric.endswith("_cost"):
+                    low = np.clip(low, curve.values * 1e-3, None)
+                high = curve.values + curve.std
+                axes.fill_between(curve.steps, low, high, color=colours[label], alpha=0.25, lw=0)
+        if metric.endswith("_cost"):
+            axes.set_yscale("log")
+        axes.set_title(metric)
+        epoch_axis(axes)
+        axes.grid(True, which="both", alpha=0.3)
+    figure.suptitle("\n".join(f"{k}: {v}" for k, v in titles.items()), fontsize=9)
+    _legend(figure, panels[0], "")
     return plots.save_png(figure, path)

@@ -159,7 +159,7 @@ def read_records(
             "train_cost_mean); nothing to report"
         )
     for record in curve_sample(records, curve_runs):
-        record.curves = _cost_curves(client, record)
+        record.curves = cost_curves(client, record)
     return records
 
 
@@ -217,7 +217,8 @@ def record_of(run: Run) -> RunRecord:
     )
 
 
-def _cost_curves(client: MlflowClient, record: RunRecord) -> dict[str, Curve]:
+def cost_curves(client: MlflowClient, record: RunRecord) -> dict[str, Curve]:
+    """The run's train and test cost curves by split (a batched run's mean ± std)."""
     curves = {}
     for split in SPLITS:
         if cost_key(split) in record.stds:
