@@ -119,11 +119,19 @@ class Diff:
             ]
         else:
             lines.append("config: identical")
-        for title, table in (("final", self.final), ("best", self.best)):
+        titles = (
+            ("final (mean over runs and seeds)", "best (best run)")
+            if self.a.sweep
+            else (
+                "final",
+                "best",
+            )
+        )
+        for title, table in zip(titles, (self.final, self.best), strict=True):
             if not table:
                 continue
             width = max(len(k) for k in table)
-            lines += ["", f"{title:<{width + 2}}  {'A':>11}  {'B':>11}  {'B − A':>11}"]
+            lines += ["", title, f"  {'':<{width}}  {'A':>11}  {'B':>11}  {'B − A':>11}"]
             lines += [
                 f"  {k.ljust(width)}  " + "  ".join(f"{_number(v):>11}" for v in values)
                 for k, values in table.items()
@@ -234,7 +242,7 @@ def figure(client: MlflowClient, result: Diff, path: Path) -> Path:
         m: [(label, curves(client, s, m)) for label, s in (("A", result.a), ("B", result.b))]
         for m in metrics
     }
-    titles = {"A": result.a.label, "B": result.b.label}
+    titles = {label: _short(s) for label, s in (("A", result.a), ("B", result.b))}
     work = path.with_name(f".{path.name}.tmp")
     try:
         overlay(drawn, titles, work)
@@ -244,3 +252,9 @@ def figure(client: MlflowClient, result: Diff, path: Path) -> Path:
     finally:
         work.unlink(missing_ok=True)
     return path
+
+
+def _short(found: Side) -> str:
+    if found.sweep:
+        return f"sweep {found.run.info.run_id}, {len(found.records)} runs: mean ± std"
+    return f"run {found.run.info.run_id}"

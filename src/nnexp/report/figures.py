@@ -287,5 +287,5 @@ def overlay(
         epoch_axis(axes)
         axes.grid(True, which="both", alpha=0.3)
     figure.suptitle("\n".join(f"{k}: {v}" for k, v in titles.items()), fontsize=9)
-    _legend(figure, panels[0], "")
+    panels[0].legend()
     return plots.save_png(figure, path)
