@@ -77,7 +77,7 @@ def parser() -> argparse.ArgumentParser:
         help="keep runs where a param, metric or status matches (=, !=, <, >, <=, >=); repeatable",
     )
     listing.add_argument(
-        "--sort", metavar="KEY", help="order by a param or metric (-KEY: descending)"
+        "--sort", metavar="KEY", help="order by a param or metric; --sort=-KEY for descending"
     )
     listing.add_argument(
         "--group-by",
@@ -212,11 +212,14 @@ def _list(args: argparse.Namespace) -> int:
     from nnexp.report import listing
 
     records = listing.read_experiment(client, args.experiment)
+    keys = listing.swept(records)  # the experiment's, so a filter keeps the columns
     for expression in args.filter:
         records = listing.apply_filter(records, expression)
     if args.sort:
         records = listing.sort_records(records, args.sort)
-    found = listing.grouped(records, args.group_by) if args.group_by else listing.rows_of(records)
+    found = (
+        listing.grouped(records, args.group_by) if args.group_by else listing.rows_of(records, keys)
+    )
     sys.stdout.write(privacy.redact(listing.render(found, args.format)))
     return 0
 

@@ -125,9 +125,9 @@ def sort_records(records: list[RunRecord], key: str) -> list[RunRecord]:
     return sorted(records, key=order)
 
 
-def rows_of(records: list[RunRecord]) -> Listing:
-    """One row per run: run_id, name, status, the swept params, the final metrics."""
-    columns = [*FIELDS, *swept(records), *metric_names(records)]
+def rows_of(records: list[RunRecord], keys: list[str]) -> Listing:
+    """One row per run: run_id, name, status, the params ``keys``, the final metrics."""
+    columns = [*FIELDS, *keys, *metric_names(records)]
     return Listing(columns, [{c: field(r, c) for c in columns} for r in records])
 
 

@@ -173,10 +173,13 @@ def curve_sample(records: list[RunRecord], limit: int = CURVE_RUNS) -> list[RunR
     for record in records:
         by_setting.setdefault(record.setting, []).append(record)
     ranked = sorted(by_setting.values(), key=_setting_rank)
-    per_setting = max(len(runs) for runs in ranked)
-    count = max(1, min(len(ranked), limit // per_setting))
-    picks = sorted({round(i * (len(ranked) - 1) / max(count - 1, 1)) for i in range(count)})
-    return [record for index in picks for record in ranked[index]]
+    count = max(1, limit * len(ranked) // len(records))
+    while True:
+        picks = sorted({round(i * (len(ranked) - 1) / max(count - 1, 1)) for i in range(count)})
+        drawn = [record for index in picks for record in ranked[index]]
+        if len(drawn) <= limit or count == 1:
+            return drawn
+        count -= 1
 
 
 def _setting_rank(runs: list[RunRecord]) -> tuple:
