@@ -144,6 +144,7 @@ def run_all(folder: Path, runs: int) -> list[tuple[str, float, float, float, int
         print(f"built {runs} runs in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     first, second = marker.read_text().split()
     nnexp = str(BIN / "nnexp")
+    listing = [nnexp, "runs", "list", EXPERIMENT, "--tracking-uri", uri]
     commands = {
         "MLflow `search_runs`, every page (the floor)": [
             sys.executable,
@@ -161,21 +162,9 @@ def run_all(folder: Path, runs: int) -> list[tuple[str, float, float, float, int
             "--out",
             str(folder / "report"),
         ],
-        f"`nnexp runs list {EXPERIMENT}`": [
-            nnexp,
-            "runs",
-            "list",
-            EXPERIMENT,
-            "--tracking-uri",
-            uri,
-        ],
+        f"`nnexp runs list {EXPERIMENT}`": [*listing],
         f"`nnexp runs list {EXPERIMENT} --group-by model.hidden --format json`": [
-            nnexp,
-            "runs",
-            "list",
-            EXPERIMENT,
-            "--tracking-uri",
-            uri,
+            *listing,
             "--group-by",
             "model.hidden",
             "--format",
