@@ -74,6 +74,10 @@ def _legend(figure, axes, title: str) -> None:
     """One legend for the figure, right of the panels, from ``axes``' labelled lines."""
     handles, labels = axes.get_legend_handles_labels()
     unique = dict(zip(labels, handles, strict=True))
+    if len(unique) > MAX_TICKS:  # a long legend: every n-th entry, first and last kept
+        names = list(unique)
+        step = math.ceil(len(names) / MAX_TICKS)
+        unique = {n: unique[n] for n in [*names[:-1:step], names[-1]]}
     figure.legend(unique.values(), unique.keys(), title=title, loc="outside right upper")
 
 
@@ -98,23 +102,38 @@ def heatmap(
     finite = grids[np.isfinite(grids)]
     spread = len(finite) and 0 < finite.min() < finite.max()
     norm = LogNorm(finite.min(), finite.max()) if spread else None
-    width = (1.1 * len(cols) + 1.2) * len(facets) + 1.4
-    figure = plots.new_figure(width, 0.7 * len(rows) + 1.6 + (0.3 if facet_key else 0))
+    across = len(cols) * len(facets)
+    cell_width = 1.1 if across <= 12 else max(0.25, 13.0 / across)
+    cell_height = 0.7 if len(rows) <= 12 else max(0.15, 8.0 / len(rows))
+    width = (cell_width * len(cols) + 1.2) * len(facets) + 1.4
+    figure = plots.new_figure(width, cell_height * len(rows) + 1.6 + (0.3 if facet_key else 0))
+    written = len(rows) * len(cols) <= MAX_CELL_LABELS
     panels = figure.subplots(1, len(facets), sharey=True, squeeze=False)[0]
     for axes, facet, grid in zip(panels, facets, grids, strict=True):
         image = axes.imshow(np.ma.masked_invalid(grid), cmap="viridis_r", norm=norm, aspect="auto")
-        for (i, j), value in np.ndenumerate(grid):
+        for (i, j), value in np.ndenumerate(grid if written else np.empty((0, 0))):
             text = f"{value:.3g}" if math.isfinite(value) else "—"
             dark = math.isfinite(value) and _luminance(image.cmap(image.norm(value))) < 0.5
             axes.text(j, i, text, ha="center", va="center", color="white" if dark else "black")
-        axes.set_xticks(range(len(cols)), cols)
-        axes.set_yticks(range(len(rows)), rows)
+        _thin_ticks(axes.set_xticks, cols)
+        _thin_ticks(axes.set_yticks, rows)
         axes.set_xlabel(col_key)
         if facet_key:
             axes.set_title(f"{facet_key}={facet}")
     panels[0].set_ylabel(row_key)
     figure.colorbar(image, ax=list(panels), label="final test_cost")
     return plots.save_png(figure, path)
+
+
+#: Past this many cells a heatmap shows colours only; past MAX_TICKS values, every n-th tick.
+MAX_CELL_LABELS, MAX_TICKS = 150, 12
+
+
+def _thin_ticks(set_ticks, values: list[str], at: list[float] | None = None) -> None:
+    """Ticks at ``at`` (default 0, 1, …) labelled by ``values``, at most MAX_TICKS of them."""
+    step = math.ceil(len(values) / MAX_TICKS) if values else 1
+    places = list(at) if at is not None else list(range(len(values)))
+    set_ticks(places[::step], values[::step])
 
 
 def _cell(record: RunRecord, row_key: str, col_key: str) -> tuple[str, str]:
@@ -151,7 +170,7 @@ def final_by_key(records: list[RunRecord], keys: list[str], path: Path) -> Path:
             axes.plot(sorted(set(xs)), means, color=colour, alpha=0.6, lw=1)
         if numeric and min(numeric) > 0 and max(numeric) > 10 * min(numeric):
             axes.set_xscale("log")
-        axes.set_xticks(numeric or range(len(values)), values)
+        _thin_ticks(axes.set_xticks, values, numeric)
         axes.minorticks_off()
         axes.set_xlabel(key)
         axes.set_yscale("log")
