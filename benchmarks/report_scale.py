@@ -30,6 +30,7 @@ RUNS, QUICK_RUNS = 10_000, 400
 EPOCHS, EVERY = 500, 20
 SECONDS_TARGET, MEMORY_TARGET = 60.0, 1024.0  # s, MiB
 EXPERIMENT = "scale"
+WORKERS = 3
 BIN = Path(sys.executable).parent
 #: The floor: every run of the experiment through MLflow's paged search, nothing else.
 SEARCH_ALL = """
@@ -63,57 +64,91 @@ def grid(runs: int) -> dict[str, list[str]]:
     }
 
 
-def build(uri: str, runs: int) -> list[str]:
-    """Two sweep parents and their children in experiment EXPERIMENT; the parents' run ids."""
-    from mlflow.entities import Metric, Param, RunTag
+def build(uri: str, runs: int, workers: int = WORKERS) -> list[str]:
+    """Two sweep parents and their children in experiment EXPERIMENT, the children written by
+    ``workers`` processes (each a share of them; a rerun fills in what is missing); the
+    parents' run ids."""
+    from mlflow.entities import Param
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(uri)
-    experiment = client.create_experiment(EXPERIMENT)
-    keys = grid(runs)
-    generator = np.random.default_rng(0)
-    steps = np.arange(0, EPOCHS + 1, EVERY)
-    parents = []
-    for sweep in range(SWEEPS):
+    found = client.get_experiment_by_name(EXPERIMENT)
+    experiment = found.experiment_id if found else client.create_experiment(EXPERIMENT)
+    parents = _parents(client, experiment)
+    for sweep in range(len(parents), SWEEPS):
         parent = client.create_run(
             experiment, run_name=f"sweep {sweep}", tags={"nnexp.run_type": "sweep"}
         )
-        parent_id = parent.info.run_id
-        specs = {k: ",".join(v) for k, v in keys.items()}
-        client.log_batch(parent_id, params=[Param(k, v) for k, v in specs.items()])
-        for values in product(*keys.values()):
-            params = dict(zip(keys, values, strict=True))
-            params["optim.lr"] = str(float(params["optim.lr"]) * (1 + 9 * sweep))
-            params |= {"dataset.name": "synthetic", "optim.epochs": str(EPOCHS)}
-            params["dataset.seed"] = params["seed"]
-            final = 0.01 / math.sqrt(float(params["model.hidden"])) + float(
-                params["regularization.l2"]
-            ) * (1 + generator.random())
-            speed = 20.0 / float(params["optim.lr"])
-            train = final + 0.3 * np.exp(-steps / (speed * 10))
-            test = train * (1.1 + 0.05 * generator.random())
-            tags = {
-                "mlflow.parentRunId": parent_id,
-                "nnexp.run_type": "child",
-                "nnexp.status": "finished",
-                "nnexp.config_hash": f"{sweep}-{'-'.join(values)}",
-            }
-            run = client.create_run(experiment, run_name=" ".join(values), tags=tags)
-            metrics = [
-                Metric(name, float(value), 0, int(step))
-                for name, curve in (("train_cost", train), ("test_cost", test))
-                for step, value in zip(steps, curve, strict=True)
-            ]
-            client.log_batch(
-                run.info.run_id,
-                metrics=metrics,
-                params=[Param(k, v) for k, v in params.items()],
-                tags=[RunTag("mlflow.runName", " ".join(values))],
-            )
-            client.set_terminated(run.info.run_id)
+        specs = {k: ",".join(v) for k, v in grid(runs).items()}
+        client.log_batch(parent.info.run_id, params=[Param(k, v) for k, v in specs.items()])
+        parents.append(parent.info.run_id)
+    part = [sys.executable, "-m", "benchmarks.report_scale", "--uri", uri, "--runs", str(runs)]
+    started = [subprocess.Popen([*part, "--part", f"{i}/{workers}"]) for i in range(workers)]
+    if any(process.wait() != 0 for process in started):
+        raise RuntimeError("a process building the store failed")
+    for parent_id in parents:
         client.set_terminated(parent_id)
-        parents.append(parent_id)
     return parents
+
+
+def _parents(client, experiment: str) -> list[str]:
+    found = client.search_runs(
+        [experiment], "tags.`nnexp.run_type` = 'sweep'", order_by=["attributes.run_name ASC"]
+    )
+    return [run.info.run_id for run in found]
+
+
+def build_part(uri: str, runs: int, part: int, parts: int) -> None:
+    """Write the children whose index is ``part`` modulo ``parts`` that the store lacks; each
+    child's values from a generator seeded by its index, so any split writes the same store."""
+    from mlflow.entities import Metric, Param
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    parents = _parents(client, experiment)
+    present, token = set(), None
+    while True:
+        page = client.search_runs(
+            [experiment], "tags.`nnexp.run_type` = 'child'", max_results=1000, page_token=token
+        )
+        present |= {run.data.tags.get("nnexp.config_hash") for run in page if run.data.metrics}
+        for unfinished in [run for run in page if not run.data.metrics] if part == 0 else []:
+            client.delete_run(unfinished.info.run_id)  # a build stopped between two calls
+        token = page.token
+        if not token:
+            break
+    keys = grid(runs)
+    steps = np.arange(0, EPOCHS + 1, EVERY)
+    configs = product(range(SWEEPS), product(*keys.values()))
+    for index, (sweep, values) in enumerate(configs):
+        config_hash = f"{sweep}-{'-'.join(values)}"
+        if index % parts != part or config_hash in present:
+            continue
+        generator = np.random.default_rng(index)
+        params = dict(zip(keys, values, strict=True))
+        params["optim.lr"] = str(float(params["optim.lr"]) * (1 + 9 * sweep))
+        params |= {"dataset.name": "synthetic", "optim.epochs": str(EPOCHS)}
+        params["dataset.seed"] = params["seed"]
+        l2 = float(params["regularization.l2"])
+        final = 0.01 / math.sqrt(float(params["model.hidden"])) + l2 * (1 + generator.random())
+        train = final + 0.3 * np.exp(-steps * float(params["optim.lr"]) / 200.0)
+        test = train * (1.1 + 0.05 * generator.random())
+        tags = {
+            "mlflow.parentRunId": parents[sweep],
+            "nnexp.run_type": "child",
+            "nnexp.status": "finished",
+            "nnexp.config_hash": config_hash,
+        }
+        run = client.create_run(experiment, run_name=" ".join(values), tags=tags)
+        metrics = [
+            Metric(name, float(value), 0, int(step))
+            for name, curve in (("train_cost", train), ("test_cost", test))
+            for step, value in zip(steps, curve, strict=True)
+        ]
+        params_list = [Param(k, v) for k, v in params.items()]
+        client.log_batch(run.info.run_id, metrics=metrics, params=params_list)
+        client.set_terminated(run.info.run_id)
 
 
 def measure(command: list[str], cwd: Path) -> tuple[float, float, float, int]:
@@ -221,11 +256,18 @@ def render(measured: list[tuple[str, float, float, float, int]], runs: int) -> s
 
 
 def main() -> int:
-    """``--store DIR [--runs N]``: build or reuse a store there and print the section."""
+    """``--store DIR [--runs N]``: build or reuse a store there and print the section;
+    ``--uri URI --part I/K``: one building process's share."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.report_scale")
-    parser.add_argument("--store", type=Path, required=True)
+    parser.add_argument("--store", type=Path)
     parser.add_argument("--runs", type=int, default=RUNS)
+    parser.add_argument("--uri", help=argparse.SUPPRESS)
+    parser.add_argument("--part", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.part:
+        part, parts = map(int, args.part.split("/"))
+        build_part(args.uri, args.runs, part, parts)
+        return 0
     args.store.mkdir(parents=True, exist_ok=True)
     print(render(run_all(args.store, args.runs), args.runs))
     return 0
