@@ -149,11 +149,23 @@ def _figures(records: list[RunRecord], keys: list[str], folder: Path) -> list[Bl
     groups = seed_groups(drawn, keys)
     if groups:
         name = f"{FIGURES}/seed_bands.png"
-        shown = _spread(groups, BAND_GROUPS)
+        ranked = sorted(groups, key=lambda g: _ascending(_mean_test(g.runs)))
+        picked = {id(g) for g in _spread(ranked, BAND_GROUPS)}
+        shown = [g for g in groups if id(g) in picked]
         figures.seed_bands(shown, folder / name)
-        which = "" if len(shown) == len(groups) else f" ({len(shown)} of {len(groups)} settings)"
+        which = (
+            ""
+            if len(shown) == len(groups)
+            else f" ({len(shown)} of {len(groups)} settings, evenly spaced in rank by mean final "
+            "test cost)"
+        )
         blocks.append(Image(name, f"Mean ± std over seeds of the train and test cost{which}"))
     return blocks
+
+
+def _mean_test(runs: list[RunRecord]) -> float:
+    finite = [v for v in (r.final("test") for r in runs) if math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else math.nan
 
 
 def _sample_rule(drawn: list[RunRecord], records: list[RunRecord]) -> str:
