@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import machine
+from benchmarks import machine, results
 from benchmarks.markdown import section as markdown_section
 from benchmarks.markdown import table
 from benchmarks.markdown import verdict as markdown_verdict
@@ -31,6 +31,8 @@ EPOCHS, EVERY = 500, 20
 SECONDS_TARGET, MEMORY_TARGET = 60.0, 1024.0  # s, MiB
 EXPERIMENT = "scale"
 WORKERS = 3
+#: The sections of results.md this one follows.
+SECTIONS_BEFORE = ["core", "float32", "memory", "seeds", "tracking", "sweep"]
 BIN = Path(sys.executable).parent
 #: The floor: every run of the experiment through MLflow's paged search, nothing else.
 SEARCH_ALL = """
@@ -256,11 +258,13 @@ def render(measured: list[tuple[str, float, float, float, int]], runs: int) -> s
 
 
 def main() -> int:
-    """``--store DIR [--runs N]``: build or reuse a store there and print the section;
-    ``--uri URI --part I/K``: one building process's share."""
+    """``--store DIR [--runs N] [--write]``: build or reuse a store there, print the section
+    (``--write``: and merge it into benchmarks/results.md); ``--uri URI --part I/K``: one
+    building process's share."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.report_scale")
     parser.add_argument("--store", type=Path)
     parser.add_argument("--runs", type=int, default=RUNS)
+    parser.add_argument("--write", action="store_true")
     parser.add_argument("--uri", help=argparse.SUPPRESS)
     parser.add_argument("--part", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -269,7 +273,14 @@ def main() -> int:
         build_part(args.uri, args.runs, part, parts)
         return 0
     args.store.mkdir(parents=True, exist_ok=True)
-    print(render(run_all(args.store, args.runs), args.runs))
+    measured = run_all(args.store, args.runs)
+    before = machine.load()
+    body = results.stamp(render(measured, args.runs), machine.git_commit(), before, before)
+    print(body)
+    if args.write:
+        path = Path(__file__).with_name("results.md")
+        order = [*SECTIONS_BEFORE, "report_scale"]
+        path.write_text(results.merge(path.read_text(), "", {"report_scale": body}, order))
     return 0
 
 
