@@ -273,9 +273,9 @@ def main() -> int:
         build_part(args.uri, args.runs, part, parts)
         return 0
     args.store.mkdir(parents=True, exist_ok=True)
-    measured = run_all(args.store, args.runs)
     before = machine.load()
-    body = results.stamp(render(measured, args.runs), machine.git_commit(), before, before)
+    measured = run_all(args.store, args.runs)
+    body = results.stamp(render(measured, args.runs), machine.git_commit(), before, machine.load())
     print(body)
     if args.write:
         path = Path(__file__).with_name("results.md")
