@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from itertools import combinations
 
 import numpy as np
@@ -67,9 +68,10 @@ def t_cdf(t: float, df: float) -> float:
     return 1.0 - tail if t >= 0 else tail
 
 
+@cache
 def t_quantile(p: float, df: float) -> float:
     """The ``p`` quantile of Student's t with ``df`` degrees of freedom (0.5 < p < 1), by
-    bisection on t_cdf to double precision."""
+    bisection on t_cdf to double precision (about 0.7 ms; cached, as n repeats)."""
     if not 0.5 <= p < 1.0 or df <= 0:
         raise ValueError(f"t_quantile needs 0.5 ≤ p < 1 and df > 0, got p={p}, df={df}")
     low, high = 0.0, 1.0
