@@ -1,6 +1,6 @@
-"""`nnexp`: everything besides training (`nnexp-train`): reports, reproduction, run repair and a
-tracking server. An error ends it with one line on stderr and the exit status of
-``errors.exit_code``: 2 bad input, 1 a run that failed, 130/143 Ctrl-C/SIGTERM."""
+"""`nnexp`: everything besides training (`nnexp-train`): reports, listing and diffing runs,
+reproduction, run repair and a tracking server. An error ends it with one line on stderr and the
+exit status of ``errors.exit_code``: 2 bad input, 1 a run that failed, 130/143 Ctrl-C/SIGTERM."""
 
 from __future__ import annotations
 
@@ -63,6 +63,44 @@ def parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="say what would change, change nothing"
     )
     repair.set_defaults(handler=_repair)
+
+    listing = runs_commands.add_parser(
+        "list", help="an experiment's runs: params and final metrics, filtered, sorted, grouped"
+    )
+    listing.add_argument("experiment", metavar="EXPERIMENT", help="an MLflow experiment's name")
+    _store_option(listing)
+    listing.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="keep runs where a param, metric or status matches (=, !=, <, >, <=, >=); repeatable",
+    )
+    listing.add_argument(
+        "--sort", metavar="KEY", help="order by a param or metric; --sort=-KEY for descending"
+    )
+    listing.add_argument(
+        "--group-by",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="one row per value of KEY: mean and 95 %% t-interval of each final metric over the "
+        "runs' seeds; repeatable",
+    )
+    listing.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    listing.set_defaults(handler=_list)
+
+    compare = commands.add_parser(
+        "diff", help="two runs (or two sweeps by their parent runs): what differs, metric deltas"
+    )
+    compare.add_argument("first", metavar="A", help="a run id, or a sweep's parent run id")
+    compare.add_argument("second", metavar="B", help="a run id, or a sweep's parent run id")
+    _store_option(compare)
+    compare.add_argument("--format", choices=("text", "json"), default="text")
+    compare.add_argument(
+        "--out", type=Path, metavar="FILE.png", help="also draw A's and B's curves into this PNG"
+    )
+    compare.set_defaults(handler=_diff)
 
     report = commands.add_parser(
         "report", help="write a report (markdown, HTML, figures) of an experiment's runs"
@@ -166,6 +204,45 @@ def _report(args: argparse.Namespace) -> int:
         f"report of {args.target} ({written.runs} runs): {written.folder / 'report.md'}, "
         f"{written.folder / 'report.html'}{logged}"
     )
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    client = _client(args)
+    from nnexp.report import listing
+
+    records = listing.read_experiment(client, args.experiment)
+    keys = listing.swept(records)  # the experiment's, so a filter keeps the columns
+    for expression in args.filter:
+        records = listing.apply_filter(records, expression)
+    if args.sort:
+        records = listing.sort_records(records, args.sort)
+    found = (
+        listing.grouped(records, args.group_by) if args.group_by else listing.rows_of(records, keys)
+    )
+    sys.stdout.write(privacy.redact(listing.render(found, args.format)))
+    return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from nnexp.report.diff import check_figure_path
+
+    if args.out is not None:
+        check_figure_path(args.out)
+    client = _client(args)
+    from nnexp.report.diff import diff, figure
+
+    found = diff(client, args.first, args.second)
+    if args.out is not None:
+        figure(client, found, args.out)
+    if args.format == "json":
+        import json
+
+        drawn = {"figure": str(args.out)} if args.out is not None else {}
+        sys.stdout.write(json.dumps(found.as_json() | drawn, indent=1) + "\n")
+    else:
+        drawn = f"figure: {args.out}\n" if args.out is not None else ""
+        sys.stdout.write(privacy.redact(found.as_text() + drawn))
     return 0
 
 
