@@ -16,7 +16,7 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from nnexp import config, console, core, privacy, safe_config
+from nnexp import config, console, core, deterministic, privacy, safe_config
 from nnexp.callbacks import SweepAborted, sweep_scope, write_failure
 from nnexp.errors import RunFailed, TrainingDiverged, UserError, exit_code
 from nnexp.hydra_errors import HYDRA_ERRORS, hydra_error_line
@@ -67,6 +67,7 @@ def checked(cfg: DictConfig, ctx: JobContext) -> Job:
     """The job with its data and initial weights; a sweep point whose config is rejected still
     gets its FAILED child run."""
     try:
+        deterministic.check(cfg)
         return prepare(cfg, ctx)
     except UserError as err:
         if ctx.sweep_dir is not None and cfg.tracking.enabled:
@@ -178,7 +179,10 @@ def fit(job: Job, log, interactive: bool) -> core.TrainResult:
     dtype = job.W1.dtype
     train_set = (data.X_train.astype(dtype), data.y_train.astype(dtype))
     test_set = (data.X_test.astype(dtype), data.y_test.astype(dtype))
-    with console.epoch_progress(job.hp.epochs, interactive) as progress:
+    with (
+        console.epoch_progress(job.hp.epochs, interactive) as progress,
+        deterministic.training_threads(job.cfg["model"]["deterministic"]),
+    ):
 
         def on_record(epoch: int, train_cost: np.ndarray, test_cost: np.ndarray) -> None:
             raise_pending()
@@ -254,7 +258,9 @@ def main() -> None:
     """Console script ``nnexp-train``: run the Hydra app; bad input becomes one line and exit 2,
     a failed run (diverged, store lost, disk full) or a sweep with failed jobs exit 1, an
     interrupted one 128 + its signal (``errors.exit_code``). A password in a URI on the command
-    line is hidden from Hydra (and so from every file and log line) and noted in one warning."""
+    line is hidden from Hydra (and so from every file and log line) and noted in one warning.
+    ``model.deterministic=true`` on the command line first restarts it on the baseline."""
+    deterministic.pin_process(sys.argv[1:])
     os.environ["HYDRA_FULL_ERROR"] = "1"
     privacy.telemetry_off_by_default()
     sys.argv[1:], hidden = privacy.hide_secret_args(sys.argv[1:])

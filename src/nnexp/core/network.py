@@ -168,7 +168,7 @@ def raw_cost(
     weights = ws.flat_weights(W1, W2)
     neg_W1 = np.negative(W1, out=ws.neg_W1)
     plan = ws.stripes(X.shape[-2])
-    with single_threaded_blas(len(ws.buffers)):
+    with single_threaded_blas(len(plan)):
 
         def stripe_pass(_: int, blocks: Blocks, buffers: Buffers) -> Array:
             return _stripe_errors(X, y, neg_W1, W2, blocks, buffers)
@@ -190,7 +190,7 @@ def raw_cost_and_gradients(
     neg_W1 = np.negative(W1, out=ws.neg_W1)
     plan = ws.stripes(X.shape[-2])
     grad = ws.grads[0].flat
-    with single_threaded_blas(len(ws.buffers)):
+    with single_threaded_blas(len(plan)):
 
         def stripe_pass(stripe: int, blocks: Blocks, buffers: Buffers) -> Array:
             return _stripe_backprop(X, y, neg_W1, W2, blocks, buffers, ws.grads[stripe])
