@@ -97,8 +97,8 @@ def parser() -> argparse.ArgumentParser:
     reproduce.add_argument(
         "--no-pin",
         action="store_true",
-        help="retrain with this machine's OpenBLAS kernel and numpy loops instead of the "
-        "recorded ones (the BLAS thread count stays pinned)",
+        help="retrain with this machine's OpenBLAS kernel, numpy loops and BLAS thread count "
+        "instead of the recorded ones (a deterministic run stays on its baseline)",
     )
     reproduce.set_defaults(handler=_reproduce)
 

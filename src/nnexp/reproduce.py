@@ -138,14 +138,23 @@ def logged_config(client: MlflowClient, run: Run, uri: str, folder: Path) -> Dic
     return cfg
 
 
-def retrain(cfg: DictConfig, run: Run, output_root: Path) -> str:
-    """Train ``cfg`` as a new single run tagged nnexp.reproduces, with the BLAS thread count the
-    run recorded; returns the new run id."""
+def recorded_threads(run: Run) -> int | None:
+    """The BLAS thread count the run recorded (None if it recorded none)."""
+    recorded = run.data.tags.get(BLAS_THREADS_TAG, "")
+    return int(recorded) if whole_number(recorded) and int(recorded) > 0 else None
+
+
+def deterministic_run(run: Run) -> bool:
+    """Whether the run was trained with model.deterministic=true."""
+    return run.data.params.get("model.deterministic", "").lower() == "true"
+
+
+def retrain(cfg: DictConfig, run: Run, output_root: Path, threads: int | None) -> str:
+    """Train ``cfg`` as a new single run tagged nnexp.reproduces, with ``threads`` BLAS threads
+    (None: as they are); returns the new run id."""
     output_root.mkdir(parents=True, exist_ok=True)
     output_dir = Path(tempfile.mkdtemp(prefix=f"{run.info.run_id[:8]}-", dir=output_root))
     ctx = JobContext(launch_dir=Path.cwd(), output_dir=output_dir)
-    recorded = run.data.tags.get(BLAS_THREADS_TAG, "")
-    threads = int(recorded) if whole_number(recorded) and int(recorded) > 0 else None
     try:
         with threadpool_limits(limits=threads, user_api="blas"):
             outcome = train(cfg, ctx, extra_tags={REPRODUCES_TAG: run.info.run_id})
@@ -158,26 +167,34 @@ def retrain(cfg: DictConfig, run: Run, output_root: Path) -> str:
 def machine_reasons(run: Run, pin: bool) -> list[str]:
     """Why this process cannot compute run ``run``'s bits: one line per fact of its recorded
     machine that differs here. With ``pin``, the process is first restarted with the recorded
-    OpenBLAS kernel and numpy SIMD loops where this CPU has them (``pinned_environment``)."""
+    OpenBLAS kernel and numpy SIMD loops where this CPU has them (``pinned_environment``); a
+    deterministic run's process is restarted on the baseline even without."""
     recorded, here = machine.Machine.from_tags(run.data.tags), machine.this_machine()
-    if recorded is None:
-        return [
-            f"run {run.info.run_id} recorded no machine (made before nnexp recorded one), so "
-            "only its BLAS thread count is pinned"
-        ]
-    if pin:
+    threads, deterministic = recorded_threads(run), deterministic_run(run)
+    if pin and recorded is not None:
         machine.restart_with(
             machine.pinned_environment(recorded, here, machine.cpu_flags(), os.environ)
         )
-    return machine.differences(recorded, here, machine.cpu_flags())
+    elif deterministic:
+        machine.restart_with(machine.baseline_environment(here, os.environ))
+    reasons = []
+    if not pin and not deterministic and threads not in (None, provenance.blas_threads()):
+        reasons.append(f"BLAS threads {provenance.blas_threads()} here, {threads} recorded")
+    if recorded is None:
+        return [
+            *reasons,
+            f"run {run.info.run_id} recorded no machine (made before nnexp recorded one), so "
+            "only its BLAS thread count is pinned",
+        ]
+    return reasons + machine.differences(recorded, here, machine.cpu_flags())
 
 
 def reproduce(
     client: MlflowClient, run_id: str, warn: Callable[[str], None], pin: bool = True
 ) -> Reproduction:
     """Retrain run ``run_id`` into a new run (its files under outputs/reproduce/), pinned as
-    ``machine_reasons`` says, after passing each provenance warning and each reason the bits
-    may differ to ``warn``."""
+    ``machine_reasons`` says and to the recorded BLAS thread count (with ``pin``), after passing
+    each provenance warning and each reason the bits may differ to ``warn``."""
     run = load_run(client, run_id)
     reasons = machine_reasons(run, pin)
     with tempfile.TemporaryDirectory(prefix="nnexp-reproduce-") as scratch:
@@ -186,7 +203,8 @@ def reproduce(
             warn(warning)
         for reason in reasons:
             warn(f"not bit for bit: {reason}")
-        new = retrain(cfg, run, Path.cwd() / "outputs" / "reproduce")
+        threads = recorded_threads(run) if pin else None
+        new = retrain(cfg, run, Path.cwd() / "outputs" / "reproduce", threads)
         return Reproduction(new, compare(client, run_id, new, Path(scratch)), reasons)
 
 
