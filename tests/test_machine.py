@@ -140,3 +140,9 @@ def test_the_three_verdicts():
     far = verdict("old", "new", [3e-16, 2e-12], reason, 1e-12)
     assert far.code == DIFFERENT == 1
     assert far.line == "different: run new does not reproduce old"
+
+
+def test_the_blas_recorded_is_numpys_even_beside_scipys():
+    import scipy.linalg  # noqa: F401 (loads scipy's own OpenBLAS beside numpy's)
+
+    assert "numpy" in str(machine.numpy_blas()["filepath"])

@@ -111,10 +111,20 @@ def numpy_simd() -> list[str]:
     return list(np.show_config(mode="dicts")["SIMD Extensions"].get("found", []))
 
 
+def numpy_blas() -> dict[str, object]:
+    """threadpoolctl's entry of the BLAS numpy's own matrix products call: the one numpy ships
+    (another, e.g. scipy's, may be loaded beside it), else the first BLAS loaded."""
+    pools = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+    package = Path(np.__file__).resolve().parent
+    owned = (str(package), f"{package}.libs", str(package.parent / "numpy.libs"))
+    ours = [pool for pool in pools if str(pool.get("filepath", "")).startswith(owned)]
+    return (ours or pools or [{}])[0]
+
+
 @cache
 def this_machine() -> Machine:
-    """This process's record (of the first BLAS numpy loaded)."""
-    blas = next((pool for pool in threadpool_info() if pool["user_api"] == "blas"), {})
+    """This process's record."""
+    blas = numpy_blas()
     return Machine(
         arch=platform.machine(),
         cpu=cpu_model(),
