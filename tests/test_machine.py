@@ -146,3 +146,17 @@ def test_the_blas_recorded_is_numpys_even_beside_scipys():
     import scipy.linalg  # noqa: F401 (loads scipy's own OpenBLAS beside numpy's)
 
     assert "numpy" in str(machine.numpy_blas()["filepath"])
+
+
+def test_a_deterministic_config_in_a_process_off_the_baseline_is_refused():
+    from omegaconf import OmegaConf
+
+    from nnexp.errors import UserError
+
+    if machine.at_baseline(machine.this_machine()):
+        pytest.skip("this process computes on the baseline already")
+    with pytest.raises(
+        UserError, match=r"pass model\.deterministic=true on the nnexp-train command"
+    ):
+        deterministic.check(OmegaConf.create({"model": {"deterministic": True}}))
+    deterministic.check(OmegaConf.create({"model": {"deterministic": False}}))
