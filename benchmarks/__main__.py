@@ -15,7 +15,17 @@ from pathlib import Path
 from benchmarks import machine, results
 
 #: The sections, in the order they appear: module names under benchmarks/.
-SECTIONS = ["core", "float32", "memory", "seeds", "metrics", "tracking", "sweep", "report_scale"]
+SECTIONS = [
+    "core",
+    "float32",
+    "deterministic",
+    "memory",
+    "seeds",
+    "metrics",
+    "tracking",
+    "sweep",
+    "report_scale",
+]
 
 RESULTS = Path(__file__).with_name("results.md")
 

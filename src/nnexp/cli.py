@@ -1,6 +1,7 @@
 """`nnexp`: everything besides training (`nnexp-train`): reports, listing and diffing runs,
 reproduction, run repair and a tracking server. An error ends it with one line on stderr and the
-exit status of ``errors.exit_code``: 2 bad input, 1 a run that failed, 130/143 Ctrl-C/SIGTERM."""
+exit status of ``errors.exit_code``: 2 bad input, 1 a run that failed, 130/143 Ctrl-C/SIGTERM;
+`nnexp reproduce` exits 0 identical, 3 equivalent, 1 different (``nnexp.verdict``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from nnexp import console, privacy
 from nnexp.errors import UserError, exit_code
 from nnexp.hydra_errors import HYDRA_ERRORS, hydra_error_line
 from nnexp.signals import Terminated, signals_raise
+from nnexp.verdict import DEFAULT_TOLERANCE, DIFFERENT, verdict
 
 DESCRIPTION = (
     "Everything besides training (nnexp-train): reports, reproduction, run repair and a "
@@ -122,6 +124,20 @@ def parser() -> argparse.ArgumentParser:
     )
     reproduce.add_argument("run_id", metavar="RUN_ID", help="the run to reproduce")
     _store_option(reproduce)
+    reproduce.add_argument(
+        "--tolerance",
+        type=float,
+        default=DEFAULT_TOLERANCE,
+        help="largest deviation, relative to an array's largest magnitude (at least 1), called "
+        f"equivalent when the bits differ (default {DEFAULT_TOLERANCE:g}); exit 0 identical, "
+        "3 equivalent, 1 different",
+    )
+    reproduce.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="retrain with this machine's OpenBLAS kernel, numpy loops and BLAS thread count "
+        "instead of the recorded ones (a deterministic run stays on its baseline)",
+    )
     reproduce.set_defaults(handler=_reproduce)
 
     server = commands.add_parser("server", help="start an MLflow tracking server (mlflow server)")
@@ -250,14 +266,17 @@ def _reproduce(args: argparse.Namespace) -> int:
     client = _client(args)
     from nnexp.reproduce import reproduce
 
-    new, differences = reproduce(client, args.run_id, console.warning)
-    for found in differences:
+    done = reproduce(client, args.run_id, console.warning, pin=not args.no_pin)
+    for found in done.differences:
         console.info(f"{found.name}: {found.difference or 'identical'}")
-    if any(found.difference for found in differences):
-        console.info(f"different: run {new} does not reproduce {args.run_id}")
-        return 1
-    console.info(f"identical: run {new} reproduces {args.run_id} bit for bit")
-    return 0
+    deviations = [found.deviation for found in done.differences]
+    judged = verdict(args.run_id, done.run_id, deviations, done.reasons, args.tolerance)
+    if judged.code == DIFFERENT:
+        console.info(
+            f"largest deviation {max(deviations):.3g} exceeds the tolerance {args.tolerance:g}"
+        )
+    console.info(judged.line)
+    return judged.code
 
 
 def _server(args: argparse.Namespace) -> int:

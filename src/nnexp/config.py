@@ -65,12 +65,14 @@ class DatasetSchema:
 
 @dataclass
 class ModelSchema:
-    """Hidden width, initialisation, optional initial weights (.npz with W1, W2) and dtype."""
+    """Hidden width, initialisation, optional initial weights (.npz with W1, W2), dtype, and
+    whether to compute on the baseline any x86-64 CPU reproduces (``nnexp.deterministic``)."""
 
     hidden: int = MISSING
     init: InitScheme = MISSING
     init_weights: str | None = MISSING
     dtype: DType = MISSING
+    deterministic: bool = False
 
 
 @dataclass

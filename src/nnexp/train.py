@@ -20,6 +20,7 @@ from nnexp import (
     config,
     console,
     core,
+    deterministic,
     output_folders,
     privacy,
     provenance,
@@ -83,6 +84,7 @@ def checked(cfg: DictConfig, ctx: JobContext) -> Job:
     """The job with its data and initial weights; a sweep point whose config is rejected still
     gets its FAILED child run."""
     try:
+        deterministic.check(cfg)
         return prepare(cfg, ctx)
     except UserError as err:
         if ctx.sweep_dir is not None and cfg.tracking.enabled:
@@ -195,7 +197,10 @@ def fit(job: Job, log, interactive: bool) -> core.TrainResult:
     dtype = job.W1.dtype
     train_set = (data.X_train.astype(dtype), data.y_train.astype(dtype))
     test_set = (data.X_test.astype(dtype), data.y_test.astype(dtype))
-    with console.epoch_progress(job.hp.epochs, interactive) as progress:
+    with (
+        console.epoch_progress(job.hp.epochs, interactive) as progress,
+        deterministic.training_threads(job.cfg["model"]["deterministic"]),
+    ):
 
         def on_record(epoch: int, values: Mapping[str, np.ndarray]) -> None:
             raise_pending()
@@ -277,7 +282,9 @@ def main() -> None:
     """Console script ``nnexp-train``: run the Hydra app; bad input becomes one line and exit 2,
     a failed run (diverged, store lost, disk full) or a sweep with failed jobs exit 1, an
     interrupted one 128 + its signal (``errors.exit_code``). A password in a URI on the command
-    line is hidden from Hydra (and so from every file and log line) and noted in one warning."""
+    line is hidden from Hydra (and so from every file and log line) and noted in one warning.
+    ``model.deterministic=true`` on the command line first restarts it on the baseline."""
+    deterministic.pin_process(sys.argv[1:])
     os.environ["HYDRA_FULL_ERROR"] = "1"
     privacy.telemetry_off_by_default()
     sys.argv[1:], hidden = privacy.hide_secret_args(sys.argv[1:])

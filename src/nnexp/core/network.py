@@ -188,7 +188,7 @@ def raw_forward_sums(X: Array, y: Array, W1: Array, W2: Array, ws: Workspace, f:
     caller that silences floating-point overflow itself."""
     neg_W1 = np.negative(W1, out=ws.neg_W1)
     plan = ws.stripes(X.shape[-2])
-    with single_threaded_blas(len(ws.buffers)):
+    with single_threaded_blas(len(plan)):
 
         def task_pass(_: int, copies: slice, blocks: Blocks, buffers: Buffers) -> Array:
             Xc, yc = _of_copies(X, copies), _of_copies(y, copies)
@@ -220,7 +220,7 @@ def raw_cost_and_gradients(
     neg_W1 = np.negative(W1, out=ws.neg_W1)
     plan = ws.stripes(X.shape[-2])
     grad = ws.grads[0].flat
-    with single_threaded_blas(len(ws.buffers)):
+    with single_threaded_blas(len(plan)):
 
         def task_pass(stripe: int, copies: slice, blocks: Blocks, buffers: Buffers) -> Array:
             Xc, yc, sums = _of_copies(X, copies), _of_copies(y, copies), ws.grads[stripe]

@@ -13,7 +13,7 @@ import mlflow
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from nnexp import console, provenance
+from nnexp import console, machine, provenance
 from nnexp.errors import TrainingDiverged, UserError
 from nnexp.privacy import redact, redact_values
 from nnexp.signals import Terminated, signals_raise
@@ -57,8 +57,13 @@ def code_tags() -> dict[str, str]:
 
 
 def process_tags() -> dict[str, str]:
-    """The pid (for `nnexp runs repair`) and BLAS threads of the process that logs the run."""
-    return {PID_TAG: str(os.getpid()), BLAS_THREADS_TAG: str(provenance.blas_threads())}
+    """The pid (for `nnexp runs repair`), BLAS threads and machine record (``nnexp.machine``) of
+    the process that logs the run."""
+    return {
+        PID_TAG: str(os.getpid()),
+        BLAS_THREADS_TAG: str(provenance.blas_threads()),
+        **machine.this_machine().tags(),
+    }
 
 
 class RunLog:
