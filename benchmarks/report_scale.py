@@ -249,12 +249,25 @@ def render(measured: list[tuple[str, float, float, float, int]], runs: int) -> s
         "own (CPU time: user + system of the process and its children); the ratio is against "
         "MLflow's paged `search_runs` over the same runs, the least "
         "any reader of the store does. The report reads final values from the search and the "
-        "curves of at most 200 runs (whole settings evenly spaced in rank); the diff draws each "
-        "sweep's mean ± std over at most 200 children by the same rule. "
+        "curves of at most 200 runs (whole settings evenly spaced in rank), each cost metric's "
+        "histories in one query; a heatmap whose facet key has more than 12 values is one panel "
+        "averaged over it. The diff draws each sweep's mean ± std over at most 200 children by "
+        "the same rule. "
         f"Machine: {machine.cpu_model()}."
     )
     headers = "command | wall time | CPU time | CPU / floor's | peak memory | exit | target"
     return markdown_section(f"Reports and listings at {runs} runs", method, table(headers, rows))
+
+
+def _order(text: str) -> list[str]:
+    """The sections of results.md in their present order, report_scale after the last of
+    SECTIONS_BEFORE when it is not there yet (merge would move sections it is not told of)."""
+    names = list(results.sections(text))
+    if "report_scale" not in names:
+        before = [n for n in names if n in SECTIONS_BEFORE]
+        at = names.index(before[-1]) + 1 if before else len(names)
+        names.insert(at, "report_scale")
+    return names
 
 
 def main() -> int:
@@ -279,8 +292,8 @@ def main() -> int:
     print(body)
     if args.write:
         path = Path(__file__).with_name("results.md")
-        order = [*SECTIONS_BEFORE, "report_scale"]
-        path.write_text(results.merge(path.read_text(), "", {"report_scale": body}, order))
+        text = path.read_text()
+        path.write_text(results.merge(text, "", {"report_scale": body}, _order(text)))
     return 0
 
 

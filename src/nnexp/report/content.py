@@ -22,6 +22,8 @@ FIGURES = "figures"
 #: Rows of the ranked and failed-run tables, and of the seed-group table; settings in the
 #: seed-band figure.
 TABLE_ROWS, SETTING_ROWS, BAND_GROUPS = 100, 30, 10
+#: Most panels of one heatmap (one per value of the key it is faceted by).
+HEATMAP_PANELS = 12
 TEST_COST = "test_cost"
 
 
@@ -187,13 +189,17 @@ def _spread(items: list, limit: int) -> list:
 
 def _heatmaps(scored: list[RunRecord], keys: list[str], folder: Path) -> list[Block]:
     """A heatmap of each pair of swept keys; past two keys, one panel per value of the
-    remaining key with the fewest values (any others averaged over)."""
+    remaining key with the fewest values (any others averaged over), or no panels (every other
+    key averaged over) when even that key has more than HEATMAP_PANELS values."""
     wide = [k for k in keys if len(_values(scored, k)) > 1]
+    width = {k: len(_values(scored, k)) for k in wide}
     blocks: list[Block] = []
     for index, first in enumerate(wide):
         for second in wide[index + 1 :]:
-            rest = sorted((k for k in wide if k not in (first, second)), key=_width(scored))
-            facet = rest[0] if rest else None
+            rest = sorted(
+                (k for k in wide if k not in (first, second)), key=lambda k: (width[k], k)
+            )
+            facet = rest[0] if rest and width[rest[0]] <= HEATMAP_PANELS else None
             stem = "test_cost_heatmap"
             if len(wide) > 2:
                 stem += "_" + "_".join(_slug(k) for k in (first, second))
@@ -204,12 +210,13 @@ def _heatmaps(scored: list[RunRecord], keys: list[str], folder: Path) -> list[Bl
                 others = [k for k in rest if k != facet]
                 caption += f", one panel per `{facet}`"
                 caption += f", mean over {', '.join(f'`{k}`' for k in others)}" if others else ""
+            elif rest:
+                caption += (
+                    f", mean over {', '.join(f'`{k}`' for k in rest)} (no panels: "
+                    f"`{rest[0]}` has {width[rest[0]]} values, more than {HEATMAP_PANELS})"
+                )
             blocks.append(Image(name, caption))
     return blocks
-
-
-def _width(records: list[RunRecord]):
-    return lambda key: (len(_values(records, key)), key)
 
 
 def _slug(key: str) -> str:

@@ -19,7 +19,7 @@ from nnexp.report.records import (
     RunRecord,
     cost_curves,
     curve_sample,
-    history,
+    histories,
     maximized,
     metric_names,
     record_of,
@@ -192,7 +192,7 @@ def curves(client: MlflowClient, found: Side, metric: str) -> Curve | None:
     """The side's curve of ``metric``: the run's own (a batched run's mean ± std), or a sweep's
     mean ± std over the sampled children at the epochs they share."""
     drawn = curve_sample(found.records, CURVE_RUNS) if found.sweep else found.records
-    per_run = [c for c in (_curve(client, r, metric) for r in drawn) if c is not None]
+    per_run = [c for c in _curves(client, drawn, metric) if c is not None]
     if not per_run:
         return None
     if not found.sweep:
@@ -200,14 +200,23 @@ def curves(client: MlflowClient, found: Side, metric: str) -> Curve | None:
     return mean_curve(per_run)
 
 
-def _curve(client: MlflowClient, record: RunRecord, metric: str) -> Curve | None:
-    if metric in record.stds:
-        steps, mean = history(client, record.run_id, f"{metric}_mean")
-        _, std = history(client, record.run_id, f"{metric}_std")
-        return Curve(steps, mean, std if len(std) == len(steps) else None)
-    if metric in record.finals:
-        return Curve(*history(client, record.run_id, metric))
-    return None
+def _curves(client: MlflowClient, records: list[RunRecord], metric: str) -> list[Curve | None]:
+    """Each record's curve of ``metric`` (a batched run's mean ± std), None without one; each
+    metric read for all the records at once."""
+    batched = [r.run_id for r in records if metric in r.stds]
+    single = [r.run_id for r in records if metric not in r.stds and metric in r.finals]
+    means = histories(client, batched, f"{metric}_mean") if batched else {}
+    stds = histories(client, batched, f"{metric}_std") if batched else {}
+    plain = histories(client, single, metric) if single else {}
+    found: list[Curve | None] = []
+    for record in records:
+        if record.run_id in means:
+            steps, mean = means[record.run_id]
+            _, std = stds[record.run_id]
+            found.append(Curve(steps, mean, std if len(std) == len(steps) else None))
+        else:
+            found.append(Curve(*plain[record.run_id]) if record.run_id in plain else None)
+    return found
 
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -158,8 +158,7 @@ def read_records(
             f"none of the {len(records)} run(s) recorded a cost metric (train_cost or "
             "train_cost_mean); nothing to report"
         )
-    for record in curve_sample(records, curve_runs):
-        record.curves = cost_curves(client, record)
+    read_curves(client, curve_sample(records, curve_runs))
     return records
 
 
@@ -220,24 +219,86 @@ def record_of(run: Run) -> RunRecord:
     )
 
 
+def read_curves(client: MlflowClient, records: list[RunRecord]) -> None:
+    """Set each record's train and test cost curves (a batched run's mean ± std), each metric
+    read for all the records at once (see ``histories``)."""
+    wanted: dict[str, list[str]] = {}
+    for record in records:
+        for name in _curve_names(record):
+            wanted.setdefault(name, []).append(record.run_id)
+    read = {name: histories(client, run_ids, name) for name, run_ids in wanted.items()}
+    for record in records:
+        record.curves = _assemble(record, {n: read[n][record.run_id] for n in _curve_names(record)})
+
+
 def cost_curves(client: MlflowClient, record: RunRecord) -> dict[str, Curve]:
     """The run's train and test cost curves by split (a batched run's mean ± std)."""
-    curves = {}
+    names = _curve_names(record)
+    return _assemble(record, {name: history(client, record.run_id, name) for name in names})
+
+
+def _curve_keys(record: RunRecord) -> dict[str, tuple[str, ...]]:
+    """Split → the metrics its curve is read from: (mean, std) of a batched run, else (cost,)."""
+    keys = {}
     for split in SPLITS:
         if cost_key(split) in record.stds:
-            steps, mean = history(client, record.run_id, cost_key(split, "mean"))
-            std_steps, std = history(client, record.run_id, cost_key(split, "std"))
+            keys[split] = (cost_key(split, "mean"), cost_key(split, "std"))
+        elif cost_key(split) in record.finals:
+            keys[split] = (cost_key(split),)
+    return keys
+
+
+def _curve_names(record: RunRecord) -> list[str]:
+    return [name for names in _curve_keys(record).values() for name in names]
+
+
+def _assemble(
+    record: RunRecord, read: dict[str, tuple[np.ndarray, np.ndarray]]
+) -> dict[str, Curve]:
+    curves = {}
+    for split, names in _curve_keys(record).items():
+        if len(names) == 2:
+            steps, mean = read[names[0]]
+            std_steps, std = read[names[1]]
             aligned = dict(zip(std_steps.tolist(), std.tolist(), strict=True))
             band = np.array([aligned.get(step, math.nan) for step in steps.tolist()])
             curves[split] = Curve(steps, mean, band)
-        elif cost_key(split) in record.finals:
-            curves[split] = Curve(*history(client, record.run_id, cost_key(split)))
+        else:
+            curves[split] = Curve(*read[names[0]])
     return curves
+
+
+#: Run ids per query of a bulk history read (well under SQLite's limit of bound variables).
+BULK_RUNS = 500
+
+
+def histories(
+    client: MlflowClient, run_ids: list[str], key: str
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Run id → (steps, values) of metric ``key``, as ``history`` gives them. A SQL store
+    answers for up to BULK_RUNS runs in one query (MLflow's ``get_metric_history_bulk``, which
+    its client does not expose: ~30 ms for 200 runs where one request per run takes ~40 ms
+    each on a store of 10,000 runs, because SQLite scans the metric's rows either way); other
+    stores (a tracking server, files) one request per run."""
+    store = getattr(getattr(client, "_tracking_client", None), "store", None)
+    bulk = getattr(store, "get_metric_history_bulk", None)
+    if bulk is None:
+        return {run_id: history(client, run_id, key) for run_id in run_ids}
+    points: dict[str, list] = {run_id: [] for run_id in run_ids}
+    unique = list(points)
+    for start in range(0, len(unique), BULK_RUNS):
+        for found in bulk(unique[start : start + BULK_RUNS], key, None):
+            points[found.run_id].append(found)
+    return {run_id: _by_step(found) for run_id, found in points.items()}
 
 
 def history(client: MlflowClient, run_id: str, key: str) -> tuple[np.ndarray, np.ndarray]:
     """(steps, values) of a metric, one value per step (the last logged), by step."""
-    points = sorted(client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))
-    by_step = {point.step: point.value for point in points}
+    return _by_step(client.get_metric_history(run_id, key))
+
+
+def _by_step(points) -> tuple[np.ndarray, np.ndarray]:
+    ordered_points = sorted(points, key=lambda m: (m.step, m.timestamp))
+    by_step = {point.step: point.value for point in ordered_points}
     steps = np.array(sorted(by_step), dtype=np.int64)
     return steps, np.array([by_step[step] for step in steps.tolist()], dtype=np.float64)
