@@ -40,7 +40,9 @@ def group_jobs(jobs: Sequence[Job]) -> list[list[int]]:
     return list(groups.values())
 
 
-def split_to_fit(jobs: Sequence[Job], members: list[int], free: int | None = None) -> list[list[int]]:
+def split_to_fit(
+    jobs: Sequence[Job], members: list[int], free: int | None = None
+) -> list[list[int]]:
     """``members`` cut into runs of jobs whose batched arrays fit in half the free memory."""
     job = jobs[members[0]]
     data = job.dataset

@@ -204,7 +204,9 @@ def diverged_error(job: Job, diverged_at: Sequence[int | None]) -> TrainingDiver
     """The job's TrainingDiverged if any copy's cost stopped being finite (its epoch per copy in
     ``diverged_at``), else None."""
     diverged = [
-        (seed, epoch) for seed, epoch in zip(job.seeds, diverged_at, strict=True) if epoch is not None
+        (seed, epoch)
+        for seed, epoch in zip(job.seeds, diverged_at, strict=True)
+        if epoch is not None
     ]
     if not diverged:
         return None
