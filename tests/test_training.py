@@ -96,21 +96,103 @@ def test_divergence_stops_at_the_first_non_finite_cost():
     assert np.isnan(train_cost[-1, 0]) and np.isfinite(train_cost[0, 0])
 
 
+def assert_copy_is_alone(batched, copy, alone):
+    """Copy ``copy`` of a batched result equals the single-copy result ``alone``, bit for bit; a
+    copy that diverged alone stopped recording there, where the batch records NaN for it."""
+    assert np.array_equal(batched.W1[copy], alone.W1[0])
+    assert np.array_equal(batched.W2[copy], alone.W2[0])
+    assert batched.diverged_at[copy] == alone.diverged_at[0]
+    ours, theirs = batched.history.as_arrays(), alone.history.as_arrays()
+    recorded = len(theirs[0])
+    assert np.array_equal(ours[0][:recorded], theirs[0])
+    for costs, costs_alone in zip(ours[1:], theirs[1:], strict=True):
+        assert np.array_equal(costs[:recorded, copy], costs_alone[:, 0], equal_nan=True)
+        assert np.isnan(costs[recorded:, copy]).all()
+
+
 @pytest.mark.parametrize("batch_size", [None, 16])
 def test_batched_copies_equal_separate_runs(striping, batch_size):
-    """Copy i of a batched run equals a separate run with the same generator (≤ 1e-12)."""
+    """Copy i of a batched run equals a separate run with the same generator, bit for bit."""
     train_set, test_set = problem(n=64)
     hp = Hyperparams(lr=0.7, epochs=30, l2=1e-3, batch_size=batch_size)
     W1, W2, rngs = fresh([10, 11, 12])
     batched = train(W1, W2, train_set, test_set, hp, rngs)
     for copy, seed in enumerate([10, 11, 12]):
         W1s, W2s, rngs_s = fresh([seed])
-        alone = train(W1s, W2s, train_set, test_set, hp, rngs_s)
-        assert np.allclose(batched.W1[copy], alone.W1[0], rtol=0, atol=1e-12)
-        assert np.allclose(batched.W2[copy], alone.W2[0], rtol=0, atol=1e-12)
-        assert np.allclose(
-            batched.history.as_arrays()[1][:, copy], alone.history.as_arrays()[1][:, 0], rtol=1e-12
-        )
+        assert_copy_is_alone(batched, copy, train(W1s, W2s, train_set, test_set, hp, rngs_s))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("batch_size", [None, 16])
+def test_per_copy_hyperparameters_equal_each_copy_alone(striping, batch_size, reduction, dtype):
+    """Copies with their own lr and λ (one λ = 0, one lr so large that the copy diverges while
+    the others go on) each equal the copy trained alone with those floats, bit for bit."""
+    scale = 1.0 if reduction == "mean" else 1 / 64
+    lrs = [0.7 * scale, 0.2 * scale, 1e307, 1.3 * scale]
+    l2s = [1e-3, 0.0, 1e-3, 0.05]
+    cast = lambda pair: tuple(a.astype(dtype) for a in pair)  # noqa: E731
+    train_set, test_set = (cast(part) for part in problem(n=64))
+    seeds = [10, 11, 12, 13]
+    hp = dict(epochs=12, reduction=reduction, batch_size=batch_size)
+    W1, W2, rngs = fresh(seeds, dtype=dtype)
+    batched = train(W1, W2, train_set, test_set, Hyperparams(lr=lrs, l2=l2s, **hp), rngs)
+    assert [at is not None for at in batched.diverged_at] == [False, False, True, False]
+    for copy, seed in enumerate(seeds):
+        W1s, W2s, rngs_s = fresh([seed], dtype=dtype)
+        alone_hp = Hyperparams(lr=lrs[copy], l2=l2s[copy], **hp)
+        assert_copy_is_alone(batched, copy, train(W1s, W2s, train_set, test_set, alone_hp, rngs_s))
+
+
+@pytest.mark.parametrize("batch_size", [None, 16])
+def test_a_float_equals_the_same_value_for_every_copy(batch_size):
+    train_set, test_set = problem(n=64)
+    results = []
+    for lr, l2 in [(0.7, 1e-3), ([0.7, 0.7], np.array([1e-3, 1e-3]))]:
+        W1, W2, rngs = fresh([3, 4])
+        hp = Hyperparams(lr=lr, epochs=10, l2=l2, batch_size=batch_size)
+        results.append(train(W1, W2, train_set, test_set, hp, rngs))
+    for copy in (0, 1):
+        assert_copy_is_alone(results[1], copy, _one_copy(results[0], copy))
+
+
+def _one_copy(result, copy):
+    """The result of copy ``copy`` alone, shaped as a single-copy result."""
+    from nnexp.core import History, TrainResult
+
+    history = History(
+        epochs=result.history.epochs,
+        train_cost=[row[copy : copy + 1] for row in result.history.train_cost],
+        test_cost=[row[copy : copy + 1] for row in result.history.test_cost],
+    )
+    return TrainResult(
+        result.W1[copy : copy + 1], result.W2[copy : copy + 1], history, [result.diverged_at[copy]]
+    )
+
+
+def test_per_copy_hyperparameters_must_match_the_copies():
+    train_set, test_set = problem()
+    W1, W2, rngs = fresh([0, 1])
+    with pytest.raises(ValueError, match="3 values for 2 copies"):
+        train(W1, W2, train_set, test_set, Hyperparams(lr=[0.1, 0.2, 0.3], epochs=1), rngs)
+    with pytest.raises(ValueError, match="shape \\(S,\\)"):
+        Hyperparams(lr=0.1, epochs=1, l2=[[0.1]])
+
+
+def test_per_copy_l2_enters_the_cost_and_gradient_of_its_copy_only():
+    """C and ∂C/∂W with λ = (λ0, λ1) equal, copy by copy, the slides' with each float λ."""
+    from nnexp.core import Workspace, cost_and_gradients
+
+    (X, y), _ = problem()
+    W1, W2, _ = fresh([0, 1])
+    lams = np.array([0.0, 0.3])
+    ws = Workspace.for_shapes(W1, W2, len(X))
+    c, gW1, gW2 = cost_and_gradients(X, y, W1, W2, lams, 1 / len(X), ws)
+    for copy, lam in enumerate(lams):
+        expected = reference.cost_and_gradients(X, y, W1[copy], W2[copy], float(lam), 1 / len(X))
+        assert np.allclose(c[copy], expected[0], rtol=1e-13)
+        assert np.allclose(gW1[copy], expected[1], rtol=1e-12, atol=1e-15)
+        assert np.allclose(gW2[copy], expected[2], rtol=1e-12, atol=1e-15)
 
 
 def test_a_diverging_copy_does_not_disturb_the_others():

@@ -7,19 +7,20 @@ Knows nothing of Hydra or MLflow.
 from nnexp.core import reference
 from nnexp.core.gradcheck import gradient_check, numerical_gradients, relative_error
 from nnexp.core.network import (
+    PerCopy,
     Workspace,
     cost,
     cost_and_gradients,
     forward,
     reduction_factor,
     sigmoid,
-    squared_norms,
 )
 from nnexp.core.training import History, Hyperparams, TrainResult, init_weights, train
 
 __all__ = [
     "History",
     "Hyperparams",
+    "PerCopy",
     "TrainResult",
     "Workspace",
     "cost",
@@ -32,6 +33,5 @@ __all__ = [
     "reference",
     "relative_error",
     "sigmoid",
-    "squared_norms",
     "train",
 ]

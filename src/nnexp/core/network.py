@@ -30,6 +30,9 @@ import numpy as np
 from nnexp.core.parallel import map_tasks, single_threaded_blas
 from nnexp.core.workspace import Array, Blocks, Buffers, Pair, Workspace
 
+#: A hyperparameter: one float for every copy, or a float64 array of shape (S,), one per copy.
+PerCopy = float | Array
+
 
 def sigmoid(z: Array, out: Array | None = None) -> Array:
     """σ(z) = 1 / (1 + e^(−z)), exact 0 and 1 in the limits and silent for any |z|.
@@ -64,21 +67,16 @@ def forward(X: Array, W1: Array, W2: Array) -> Array:
     return sigmoid(np.matmul(sigmoid(np.matmul(X, W1)), W2))
 
 
-def squared_norms(W1: Array, W2: Array) -> Array:
-    """‖W1‖² + ‖W2‖² for each copy (a scalar for unbatched weights)."""
-    return _sum_squares(W1) + _sum_squares(W2)
-
-
 def _sum_squares(A: Array) -> Array:
     """Σ A² over the last two axes, for each index of the leading ones, in float64."""
     flat = A.reshape(*A.shape[:-2], -1)
     return np.vecdot(flat, flat, dtype=np.float64)
 
 
-def _total_cost(squared_errors: Array, weights: Array, lam: float, r: float) -> Array:
-    """C = r/2 Σ (y − ŷ)² + λ/2 (‖W1‖² + ‖W2‖²) from Σ (y − ŷ)² and the flat (S, P) weights.
-    The norms are added even for λ = 0: when weights blow up, ‖W‖² overflows and C turns NaN,
-    which marks the copy diverged."""
+def _total_cost(squared_errors: Array, weights: Array, lam: PerCopy, r: float) -> Array:
+    """C = r/2 Σ (y − ŷ)² + λ/2 (‖W1‖² + ‖W2‖²) from Σ (y − ŷ)² and the flat (S, P) weights,
+    λ a float or one float64 value per copy. The norms are added even for λ = 0: when weights
+    blow up, ‖W‖² overflows and C turns NaN, which marks the copy diverged."""
     total = np.multiply(squared_errors, 0.5 * r)
     total += np.multiply(np.vecdot(weights, weights, dtype=np.float64), 0.5 * lam)
     return total
@@ -161,7 +159,7 @@ def _over_stripes(
 
 
 def raw_cost(
-    X: Array, y: Array, W1: Array, W2: Array, lam: float, r: float, ws: Workspace
+    X: Array, y: Array, W1: Array, W2: Array, lam: PerCopy, r: float, ws: Workspace
 ) -> Array:
     """``cost`` for a caller that silences floating-point overflow itself (the training loop,
     once for all epochs): e^(−z) overflowing to inf is harmless in σ but warns."""
@@ -176,14 +174,14 @@ def raw_cost(
         return _total_cost(_over_stripes(stripe_pass, plan, ws), weights, lam, r)
 
 
-def cost(X: Array, y: Array, W1: Array, W2: Array, lam: float, r: float, ws: Workspace) -> Array:
-    """C = r Σ ½ (y − ŷ)² + λ/2 (‖W1‖² + ‖W2‖²) for each copy."""
+def cost(X: Array, y: Array, W1: Array, W2: Array, lam: PerCopy, r: float, ws: Workspace) -> Array:
+    """C = r Σ ½ (y − ŷ)² + λ/2 (‖W1‖² + ‖W2‖²) for each copy, λ a float or one per copy."""
     with np.errstate(over="ignore"):
         return raw_cost(X, y, W1, W2, lam, r, ws)
 
 
 def raw_cost_and_gradients(
-    X: Array, y: Array, W1: Array, W2: Array, lam: float, r: float, ws: Workspace
+    X: Array, y: Array, W1: Array, W2: Array, lam: PerCopy, r: float, ws: Workspace
 ) -> tuple[Array, Array, Array]:
     """``cost_and_gradients`` for a caller that silences floating-point overflow itself."""
     weights = ws.flat_weights(W1, W2)
@@ -200,19 +198,32 @@ def raw_cost_and_gradients(
             grad += stripe.flat
         if r != 1.0:
             grad *= r  # r Σ …
-        if lam:
-            grad += np.multiply(weights, lam, out=ws.buffers[0].part.flat)  # + λ W
+        _add_decay(grad, weights, lam, ws.buffers[0].part.flat)  # + λ W
         return _total_cost(squared_errors, weights, lam, r), ws.gW1, ws.gW2
 
 
+def _add_decay(grad: Array, weights: Array, lam: PerCopy, scratch: Array) -> None:
+    """grad += λ W on flat (S, P) arrays, λ a float or one value per copy (S,), in the weights'
+    dtype; copies with λ = 0 are left untouched, bit for bit as when the term is skipped."""
+    if not isinstance(lam, np.ndarray):
+        if lam:
+            grad += np.multiply(weights, lam, out=scratch)
+        return
+    decayed = lam != 0
+    if decayed.any():
+        np.multiply(weights, lam.astype(grad.dtype)[:, None], out=scratch)
+        np.add(grad, scratch, out=grad, where=True if decayed.all() else decayed[:, None])
+
+
 def cost_and_gradients(
-    X: Array, y: Array, W1: Array, W2: Array, lam: float, r: float, ws: Workspace
+    X: Array, y: Array, W1: Array, W2: Array, lam: PerCopy, r: float, ws: Workspace
 ) -> tuple[Array, Array, Array]:
     """C, ∂C/∂W1 and ∂C/∂W2 for each copy, by the slides' backpropagation.
 
     The gradients are written into ``ws.gW1`` and ``ws.gW2`` and returned as those buffers. Each
     stripe sums Xᵀ δ2 and a2ᵀ δ3 over its blocks, in order, into its own pair of ``ws.grads``;
-    the stripes' sums are added in order into stripe 0's, the gradients, which r and λ W finish.
+    the stripes' sums are added in order into stripe 0's, the gradients, which r and λ W finish
+    (λ a float, or an (S,) float64 array with each copy's own λ).
     """
     with np.errstate(over="ignore"):
         return raw_cost_and_gradients(X, y, W1, W2, lam, r, ws)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nnexp.core.network import raw_cost, raw_cost_and_gradients, reduction_factor
+from nnexp.core.network import PerCopy, raw_cost, raw_cost_and_gradients, reduction_factor
 from nnexp.core.workspace import Array, Pair, Workspace
 
 INIT_SCHEMES = ("normal", "xavier")
@@ -42,13 +42,49 @@ def init_weights(
 
 @dataclass(frozen=True)
 class Hyperparams:
-    """What the update needs: learning rate, epochs, λ, reduction and mini-batch size."""
+    """What the update needs: learning rate, epochs, λ, reduction and mini-batch size.
 
-    lr: float
+    ``lr`` and ``l2`` are each a float, the same for every copy, or a sequence of S values, one
+    per copy (stored as a read-only float64 array of shape (S,)); copy i then trains exactly, bit
+    for bit, as it would alone with the floats ``lr[i]`` and ``l2[i]``.
+    """
+
+    lr: PerCopy
     epochs: int
-    l2: float = 0.0
+    l2: PerCopy = 0.0
     reduction: str = "mean"
     batch_size: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lr", _per_copy("lr", self.lr))
+        object.__setattr__(self, "l2", _per_copy("l2", self.l2))
+
+    def check_copies(self, copies: int) -> None:
+        """Raise ValueError unless every per-copy array has one value per copy."""
+        for name in ("lr", "l2"):
+            value = getattr(self, name)
+            if isinstance(value, np.ndarray) and value.shape != (copies,):
+                raise ValueError(
+                    f"Hyperparams.{name} has {value.shape[0]} values for {copies} copies; "
+                    "give one value per copy or a single float"
+                )
+
+
+def _per_copy(name: str, value: PerCopy) -> PerCopy:
+    """A float as a float; anything array-like as a read-only float64 array of shape (S,)."""
+    if np.ndim(value) == 0:
+        return float(value)
+    array = np.array(value, dtype=np.float64)
+    if array.ndim != 1:
+        raise ValueError(f"Hyperparams.{name} must be a float or one value per copy, shape (S,)")
+    array.flags.writeable = False
+    return array
+
+
+def _column(value: PerCopy, dtype: np.dtype) -> PerCopy:
+    """A per-copy array as an (S, 1) column in ``dtype`` to scale flat (S, P) rows, as a float
+    would be (numpy computes ``float32 array × float`` in float32); a float as is."""
+    return value.astype(dtype)[:, None] if isinstance(value, np.ndarray) else value
 
 
 @dataclass
@@ -99,6 +135,7 @@ def train(
     """
     X, y = train_set
     n_rows, copies = X.shape[0], W1.shape[0]
+    hp.check_copies(copies)
     batch = hp.batch_size if hp.batch_size is not None and hp.batch_size < n_rows else None
     ws = Workspace.for_shapes(W1, W2, batch or n_rows)
     test_cost = _test_cost(test_set, W1, W2, hp)
@@ -182,6 +219,7 @@ def _full_batch(
     live copies (the last epoch only measures C)."""
     r = reduction_factor(hp.reduction, X.shape[0])
     V1, V2 = ws.weights.W1, ws.weights.W2
+    lr = _column(hp.lr, V1.dtype)
     for epoch in range(hp.epochs + 1):
         if epoch == hp.epochs:
             train_cost = raw_cost(X, y, V1, V2, hp.l2, r, ws)
@@ -192,7 +230,7 @@ def _full_batch(
             yield epoch, train_cost
         if epoch == hp.epochs or not live.any_live:
             return
-        _descend(ws.weights.flat, ws.grads[0].flat, hp.lr, live.where)
+        _descend(ws.weights.flat, ws.grads[0].flat, lr, live.where)
 
 
 def _mini_batches(
@@ -218,17 +256,19 @@ def _minibatch_epoch(X, y, hp: Hyperparams, batch: int, rngs, ws: Workspace, liv
     order = np.stack([rng.permutation(n_rows) for rng in rngs])
     finite = np.ones(live.shape[0], bool)
     V1, V2 = ws.weights.W1, ws.weights.W2
+    lr = _column(hp.lr, V1.dtype)
     for start in range(0, n_rows, batch):
         rows = order[:, start : start + batch]
         r = reduction_factor(hp.reduction, rows.shape[1])
         c, _, _ = raw_cost_and_gradients(X[rows], y[rows], V1, V2, hp.l2, r, ws)
         finite &= np.isfinite(c)
-        _descend(ws.weights.flat, ws.grads[0].flat, hp.lr, (live & finite)[:, None])
+        _descend(ws.weights.flat, ws.grads[0].flat, lr, (live & finite)[:, None])
     return finite
 
 
-def _descend(weights: Array, grad: Array, lr: float, where: Array | bool) -> None:
+def _descend(weights: Array, grad: Array, lr: PerCopy, where: Array | bool) -> None:
     """W ← W − lr ∂C/∂W on flat (S, P) weights and gradients, for the copies selected by
-    ``where`` ((S, 1) mask, or True for all); scales the gradient buffer in place."""
+    ``where`` ((S, 1) mask, or True for all), lr a float or an (S, 1) column in the weights'
+    dtype; scales the gradient buffer in place."""
     np.multiply(grad, lr, out=grad)
     np.subtract(weights, grad, out=weights, where=where)

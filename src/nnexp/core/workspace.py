@@ -20,11 +20,11 @@ Array = np.ndarray
 #: A stripe's row blocks as (first row, end row) pairs.
 Blocks = list[tuple[int, int]]
 
-#: Bytes of hidden activations per row block (all copies): with the block's rows of X and δ2 it
+#: Bytes of hidden activations per row block of one copy: with the block's rows of X and δ2 it
 #: stays in a core's L2 cache, and is large enough for its matrix products to run at full speed.
 BLOCK_BYTES = 1 << 20
 
-#: Hidden activations (rows × copies × h) a stripe must have to be worth a thread hand-off.
+#: Hidden activations (rows × h of one copy) a stripe must have to be worth a thread hand-off.
 STRIPE_ELEMENTS = 1 << 18
 
 #: Most stripes per pass: fixed, so results never depend on the machine's core count.
@@ -113,10 +113,12 @@ class Workspace:
     @classmethod
     def for_shapes(cls, W1: Array, W2: Array, n_rows: int) -> Workspace:
         """A workspace for weights W1 (S, d, h), W2 (S, h, k) and inputs of up to n_rows rows."""
-        copies, d, hidden = W1.shape
+        _, d, hidden = W1.shape
         width = max(hidden, W2.shape[2], d)
-        cache_rows = max(1, BLOCK_BYTES // (copies * width * W1.itemsize))
-        stripes = min(MAX_STRIPES, max(1, n_rows * copies * hidden // STRIPE_ELEMENTS))
+        # The plan depends on one copy's shapes alone, never on the number of copies, so that
+        # copy i of a batched pass is summed in the same order, bit for bit, as the copy alone.
+        cache_rows = max(1, BLOCK_BYTES // (width * W1.itemsize))
+        stripes = min(MAX_STRIPES, max(1, n_rows * hidden // STRIPE_ELEMENTS))
         stripe_rows = -(-n_rows // stripes)
         rows = min(cache_rows, stripe_rows)
         threads = min(stripes, usable_cpus())
