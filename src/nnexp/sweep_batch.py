@@ -5,6 +5,7 @@ run with its files. A signal mid-group ends the group's children KILLED with the
 
 from __future__ import annotations
 
+import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,11 @@ from nnexp.outputs import write_outputs
 from nnexp.progress import record_job_end
 from nnexp.signals import Terminated, raise_pending
 from nnexp.train import checked, diverged_error, job_tags, open_tracker
-from nnexp.vocabulary import STATUS_TAG, cost_metrics
+from nnexp.vocabulary import ERROR_TAG, STATUS_TAG, cost_metrics
+
+#: A group training longer than this opens its children and streams their points this often
+#: (seconds; as ``tracking.run.FLUSH_SECONDS``, which is not imported: it imports mlflow).
+FLUSH_SECONDS = 2.0
 
 
 @dataclass
@@ -111,10 +116,8 @@ def start(item: SweepJob, trackers: Trackers) -> None:
         fail(item, f"{type(err).__name__}: {err}")
         return
     if done is not None:
-        console.info(
-            f"skipped {' '.join(item.overrides)}: run {done.run_id} already FINISHED with this "
-            "config"
-        )
+        name = run_name(item.cfg, item.ctx.overrides, tracker.axes)
+        console.info(f"skipped {name}: run {done.run_id} already FINISHED with this config")
         record_job_end(item.ctx.sweep_dir, item.num, item.overrides, "finished", done.objective)
         item.objective = done.objective
 
@@ -127,36 +130,106 @@ def fail(item: SweepJob, reason: str) -> None:
     item.objective = item.failed_objective
 
 
+class GroupLog:
+    """The child runs of one group. A group that trains longer than FLUSH_SECONDS opens its
+    children RUNNING and streams their points every FLUSH_SECONDS from then on (so a long sweep
+    shows its progress, and a killed process leaves runs that `nnexp runs repair` ends); a short
+    one writes each child once, after training, at MLflow's floor."""
+
+    def __init__(self, group: Sequence[SweepJob], trackers: Trackers, points: Points):
+        self.group, self.trackers, self.points = group, trackers, points
+        self.children: list = [None] * len(group)
+        self.sent = 0
+        self.last = time.monotonic()
+        self.offsets = np.cumsum([0, *(len(item.job.rngs) for item in group)])
+
+    def on_record(self, epoch: int) -> None:
+        """After each recorded epoch: a pending signal raised; points sent if it is time."""
+        raise_pending()
+        if time.monotonic() - self.last > FLUSH_SECONDS:
+            for index in range(len(self.group)):
+                child = self.child(index)
+                if child is not None:
+                    self.writer(index).send(child, self.new_points(index))
+            self.sent = len(self.points.epochs)
+            self.last = time.monotonic()
+
+    def writer(self, index: int):
+        """The child writer of the job's sweep (None untracked)."""
+        return self.trackers.writer(self.group[index])
+
+    def child(self, index: int):
+        """The job's child run, opened now if it is not yet."""
+        writer = self.writer(index)
+        if writer is None or self.children[index] is not None:
+            return self.children[index]
+        item = self.group[index]
+        tracker = self.trackers.of(item)
+        name = run_name(item.cfg, item.ctx.overrides, tracker.axes)
+        tags = job_tags(item.job, item.ctx, tracker.code_version, None)
+        self.children[index] = writer.open(name, item.job.params(), tags, item.job.dataset)
+        return self.children[index]
+
+    def new_points(self, index: int) -> list[tuple[int, dict[str, float]]]:
+        """The job's recorded costs not yet sent, as its run alone logs them."""
+        begin, end = self.offsets[index], self.offsets[index + 1]
+        seeds = self.group[index].job.seeds
+        points = self.points
+        return [
+            (
+                points.epochs[r],
+                cost_metrics(points.train[r][begin:end], points.test[r][begin:end], seeds),
+            )
+            for r in range(self.sent, len(points.epochs))
+        ]
+
+    def end(self, index: int, status: str, label: str, reason: str | None, files: list[Path]):
+        """Send the job's last points with its status (and reason), upload its files, end it."""
+        writer = self.writer(index)
+        if writer is None:
+            return
+        child = self.child(index)
+        end_tags = {STATUS_TAG: label} | ({ERROR_TAG: reason[:5000]} if reason else {})
+        try:
+            writer.send(child, self.new_points(index), end_tags)
+            writer.end(child, files, status)
+        except UserError as err:
+            writer.abandon(child, str(err))
+            raise
+
+
 def run_group(
     group: Sequence[SweepJob], trackers: Trackers, on_end: Callable[[SweepJob], None] | None
 ) -> None:
     """Train the group as one batched computation, then record each of its jobs."""
     jobs = [item.job for item in group]
     points = Points()
+    log = GroupLog(group, trackers, points)
     try:
-        diverged_at = train_group(jobs, points, on_record=lambda epoch: raise_pending())
+        diverged_at = train_group(jobs, points, on_record=log.on_record)
     except (KeyboardInterrupt, Terminated) as err:
         ended = ("KILLED", "killed", str(err) or "interrupted (Ctrl-C)")
-        for item, part in zip(group, slices(jobs, points), strict=True):
-            record(item, part, trackers, ended)
+        for index, part in enumerate(slices(jobs, points)):
+            record(log, index, part, ended)
         raise
     except Exception as err:
         traceback.print_exc()
         ended = ("FAILED", "failed", f"{type(err).__name__}: {err}")
-        for item, part in zip(group, slices(jobs, points), strict=True):
-            record(item, part, trackers, ended)
+        for index, part in enumerate(slices(jobs, points)):
+            record(log, index, part, ended)
         return
-    for item, part in zip(group, slices(jobs, points, diverged_at), strict=True):
-        record(item, part, trackers)
+    for index, part in enumerate(slices(jobs, points, diverged_at)):
+        record(log, index, part)
         if on_end is not None:
-            on_end(item)
+            on_end(group[index])
 
 
 def record(
-    item: SweepJob, part: Slice, trackers: Trackers, ended: tuple[str, str, str] | None = None
+    log: GroupLog, index: int, part: Slice, ended: tuple[str, str, str] | None = None
 ) -> None:
     """Write the job's files and child run: FINISHED, FAILED (diverged, or its files could not be
     written), or as ``ended`` (status, label, reason) says when its group stopped early."""
+    item = log.group[index]
     job, ctx = item.job, item.ctx
     status, label, reason, files = "FINISHED", "finished", None, {}
     if ended is not None:
@@ -169,7 +242,7 @@ def record(
         except UserError as err:
             status, label, reason = "FAILED", "failed", str(err)
     try:
-        write_child(item, part, trackers, status, label, reason, list(files.values()))
+        log.end(index, status, label, reason, list(files.values()))
     except UserError as err:
         status, reason = "FAILED", str(err)
     if status == "KILLED":
@@ -179,30 +252,3 @@ def record(
         return
     item.objective = float(np.mean(part.history.test_cost[-1]))
     record_job_end(ctx.sweep_dir, item.num, item.overrides, "finished", item.objective)
-
-
-def write_child(
-    item: SweepJob,
-    part: Slice,
-    trackers: Trackers,
-    status: str,
-    label: str,
-    reason: str | None,
-    files: list[Path],
-) -> None:
-    """The job's child run with its params, tags, every curve point and its files."""
-    writer = trackers.writer(item)
-    if writer is None:
-        return
-    tracker = trackers.of(item)
-    job = item.job
-    name = run_name(item.cfg, item.ctx.overrides, tracker.axes)
-    tags = {**job_tags(job, item.ctx, tracker.code_version, None), STATUS_TAG: label}
-    history = part.history
-    points = [
-        (epoch, cost_metrics(train, test, job.seeds))
-        for epoch, train, test in zip(
-            history.epochs, history.train_cost, history.test_cost, strict=True
-        )
-    ]
-    writer.write(name, job.params(), tags, points, job.dataset, files, status, reason)

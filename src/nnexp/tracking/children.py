@@ -1,29 +1,43 @@
-"""A batched sweep's child runs, written after their group trained, at MLflow's floor: per child
-one ``create_run``, one ``log_batch`` (params, every curve point, status tags), the dataset input,
-the artifacts copied straight into the run's artifact store, and ``set_terminated``."""
+"""A batched sweep's child runs at MLflow's floor: per child one ``create_run`` with the dataset
+input, one ``log_batch`` (params, every curve point, status tags), the artifacts copied straight
+into the run's artifact store, and ``set_terminated``."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
+from nnexp import console
 from nnexp.data import Dataset
 from nnexp.privacy import redact_values
 from nnexp.tracking.job import JobTracker
-from nnexp.tracking.run import MAX_METRICS, MAX_PARAMS, MAX_TAGS, process_tags
+from nnexp.tracking.run import MAX_METRICS, MAX_PARAMS, MAX_TAGS, end_run, process_tags
 from nnexp.tracking.store import store_errors
-from nnexp.vocabulary import ERROR_TAG, PARENT_RUN_TAG, RUN_TYPE_TAG, STATUS_TAG
+from nnexp.vocabulary import PARENT_RUN_TAG, RUN_TYPE_TAG
 
 #: Items MLflow takes in one log_batch call.
 MAX_ITEMS = 1000
 
 
+@dataclass
+class Child:
+    """An open child run; its params go with its first batch."""
+
+    run_id: str
+    artifact_uri: str
+    params: list[Param]
+
+
 class ChildWriter:
-    """Writes the children of one sweep into its store, the dataset inputs built once per data."""
+    """Writes the children of one sweep into its store, the dataset inputs built once per data.
+    A child costs MLflow's floor: ``open`` (create_run and the dataset input), one ``send`` (its
+    params, points and end tags in one log_batch), ``end`` (artifacts copied straight into the
+    run's artifact store, set_terminated); a long job's points may come in several sends."""
 
     def __init__(self, tracker: JobTracker):
         self.tracker = tracker
@@ -45,58 +59,67 @@ class ChildWriter:
             )
         return self._inputs[key]
 
-    def write(
-        self,
-        name: str,
-        params: Mapping[str, object],
-        tags: Mapping[str, str],
-        points: Sequence[tuple[int, Mapping[str, float]]],
-        dataset: Dataset | None,
-        files: Sequence[Path],
-        status: str,
-        reason: str | None = None,
-    ) -> str:
-        """One child run ended ``status`` (FINISHED, FAILED, KILLED) with its params, the points
-        (step, {metric: value}), the ``nnexp.status`` label (``tags`` may carry ``diverged``) and
-        reason, the dataset input and ``files`` as artifacts; returns its id."""
-        sweep = self.tracker.sweep
+    def open(
+        self, name: str, params: Mapping[str, object], tags: Mapping[str, str], dataset: Dataset
+    ) -> Child:
+        """Create the child RUNNING under the sweep's parent with its tags and dataset input."""
         all_tags = {
             **self.tracker.code_tags,
             **tags,
             **self._process_tags,
             RUN_TYPE_TAG: "child",
-            PARENT_RUN_TAG: sweep.parent_run_id,
+            PARENT_RUN_TAG: self.tracker.sweep.parent_run_id,
         }
-        end_tags = {STATUS_TAG: tags.get(STATUS_TAG, status.lower())}
-        if reason:
-            end_tags[ERROR_TAG] = reason[:5000]
         with store_errors(self.tracker.uri):
             run = self.client.create_run(
-                self.tracker.experiment_id,
-                run_name=name,
-                tags=redact_values({k: v for k, v in all_tags.items() if k != STATUS_TAG}),
+                self.tracker.experiment_id, run_name=name, tags=redact_values(all_tags)
             )
-            run_id = run.info.run_id
-            stamp = int(time.time() * 1000)
-            metrics = [
-                Metric(key, float(value), stamp, step)
-                for step, values in points
-                for key, value in values.items()
-            ]
-            param_items = [Param(k, v) for k, v in redact_values(params).items()]
-            tag_items = [RunTag(k, v) for k, v in redact_values(end_tags).items()]
-            for batch in batches(param_items, metrics, tag_items):
-                self.client.log_batch(run_id, **batch)
-            if dataset is not None:
-                self.client.log_inputs(run_id, [self.dataset_input(dataset)])
+            self.client.log_inputs(run.info.run_id, [self.dataset_input(dataset)])
+        items = [Param(k, v) for k, v in redact_values(params).items()]
+        return Child(run.info.run_id, run.info.artifact_uri, items)
+
+    def send(
+        self,
+        child: Child,
+        points: Sequence[tuple[int, Mapping[str, float]]],
+        end_tags: Mapping[str, str] | None = None,
+    ) -> None:
+        """Log the points (step, {metric: value}), with the params not yet sent and ``end_tags``,
+        in as few log_batch calls as MLflow allows."""
+        stamp = int(time.time() * 1000)
+        metrics = [
+            Metric(key, float(value), stamp, step)
+            for step, values in points
+            for key, value in values.items()
+        ]
+        tags = [RunTag(k, v) for k, v in redact_values(end_tags or {}).items()]
+        if not (metrics or tags or child.params):
+            return
+        with store_errors(self.tracker.uri):
+            for batch in batches(child.params, metrics, tags):
+                self.client.log_batch(child.run_id, **batch)
+        child.params = []
+
+    def end(self, child: Child, files: Sequence[Path], status: str) -> None:
+        """Upload ``files`` as the run's artifacts and end it ``status``."""
+        with store_errors(self.tracker.uri):
             if files:
                 repo = get_artifact_repository(
-                    run.info.artifact_uri, tracking_uri=self.client.tracking_uri
+                    child.artifact_uri, tracking_uri=self.client.tracking_uri
                 )
                 for path in files:
                     repo.log_artifact(str(path))
-            self.client.set_terminated(run_id, status)
-        return run_id
+            self.client.set_terminated(child.run_id, status)
+
+    def abandon(self, child: Child, reason: str) -> None:
+        """End a child whose logging failed FAILED with the reason, if the store lets us."""
+        try:
+            end_run(self.client, child.run_id, "FAILED", reason)
+        except Exception:
+            console.error(
+                f"could not mark run {child.run_id} FAILED; `nnexp runs repair` fixes its status "
+                "once the store is reachable again"
+            )
 
 
 def context_tags() -> dict[str, str]:
