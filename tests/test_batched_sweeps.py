@@ -120,10 +120,13 @@ def test_a_grid_trains_in_one_call_and_children_equal_their_runs_alone(nnexp_tra
     parents, children = sweep_runs(store)
     assert len(children) == 8 and parents[0].info.status == "FINISHED"
     assert {c.info.status for c in children} == {"FINISHED"}
+    parent_files = {a.path for a in mlflow_client(store).list_artifacts(parents[0].info.run_id)}
+    assert "cost_curves_0-7.png" in parent_files
     for child in children:
         folder = Path(child.data.tags["nnexp.output_dir"])
         assert (folder / ".hydra" / "config.yaml").is_file()
-        assert (folder / ".hydra" / "hydra.yaml").is_file()
+        assert (folder / ".hydra" / "overrides.yaml").is_file()
+        assert not (folder / "cost_curve.png").exists()  # one figure on the parent instead
         num = child.data.tags["nnexp.job_num"]
         assert folder.name == num
         paths = {a.path for a in mlflow_client(store).list_artifacts(child.info.run_id)}

@@ -42,6 +42,8 @@ class SweepJob:
     failed_objective: float
     job: Job | None = None
     objective: float | None = None
+    #: Once finished: (epochs, test cost mean over its seeds) for the sweep's figure.
+    curve: tuple[np.ndarray, np.ndarray] | None = None
 
 
 class Trackers:
@@ -86,7 +88,26 @@ def run_jobs(
     for members in group_jobs(jobs):
         for chunk in split_to_fit(jobs, members):
             run_group([ready[index] for index in chunk], trackers, on_end)
+    draw_curves(items, trackers)
     return items
+
+
+def draw_curves(items: Sequence[SweepJob], trackers: Trackers) -> None:
+    """The finished jobs' test costs in one figure in the sweep folder, logged on the parent run
+    (instead of one cost_curve.png per child): ``cost_curves_FIRST-LAST.png`` for jobs FIRST …
+    LAST of this launch."""
+    done = [item for item in items if item.curve is not None]
+    if not done:
+        return
+    from nnexp import plots  # matplotlib takes ~1 s to import: only a sweep that draws pays it
+
+    first, last = items[0].num, items[-1].num
+    path = done[0].ctx.sweep_dir / f"cost_curves_{first}-{last}.png"
+    title = f"test cost of jobs {first}–{last} ({len(done)} finished)"
+    plots.cost_curves([item.curve for item in done], title, path)
+    writer = trackers.writer(done[0])
+    if writer is not None:
+        writer.log_on_parent(path)
 
 
 def check_all(
@@ -238,7 +259,9 @@ def record(
         status, label, reason = "FAILED", "diverged", str(error)
     else:
         try:
-            files = write_outputs(job.cfg, job.dataset, part.result, job.seeds, ctx.output_dir)
+            files = write_outputs(
+                job.cfg, job.dataset, part.result, job.seeds, ctx.output_dir, figure=False
+            )
         except UserError as err:
             status, label, reason = "FAILED", "failed", str(err)
     try:
@@ -251,4 +274,6 @@ def record(
         fail(item, reason or status)
         return
     item.objective = float(np.mean(part.history.test_cost[-1]))
+    epochs, _, test_cost = part.history.as_arrays()
+    item.curve = (epochs, test_cost.mean(axis=1))
     record_job_end(ctx.sweep_dir, item.num, item.overrides, "finished", item.objective)

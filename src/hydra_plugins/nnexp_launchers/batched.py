@@ -1,8 +1,9 @@
 """``hydra/launcher=nnexp`` (nnexp's default): the sweep's jobs run in the launching process with
 none of Hydra's per-job set-up (no logging set-up, no chdir); same-shape jobs train as one batched
-computation (``nnexp.sweep_batch``). Each job keeps its output folder, its ``.hydra/`` files
-(config.yaml, hydra.yaml, overrides.yaml), ``hydra.job.num`` and its own child run; the sweeper
-gets a JobReturn with each job's objective."""
+computation (``nnexp.sweep_batch``). Each job keeps its output folder, its ``.hydra/config.yaml``
+and ``overrides.yaml`` (Hydra's settings, the same for every job, are the sweep folder's
+``multirun.yaml``: no per-job ``hydra.yaml``), ``hydra.job.num`` and its own child run; the
+sweeper gets a JobReturn with each job's objective."""
 
 import logging
 from collections.abc import Sequence
@@ -38,8 +39,8 @@ def save_yaml(node: object, path: Path) -> None:
 
 
 class BatchedLauncher(Launcher):
-    """Composes each job (through the sweeper's loader), writes its ``.hydra/`` files and hands
-    the jobs to ``nnexp.sweep_batch``."""
+    """Composes each job (through the sweeper's loader), writes its ``.hydra/`` files, hands the
+    jobs to ``nnexp.sweep_batch`` and draws their test costs in one figure on the parent."""
 
     def __init__(self, n_jobs: int = 1) -> None:
         self.n_jobs = n_jobs
@@ -95,7 +96,6 @@ class BatchedLauncher(Launcher):
             folder = output_dir / str(config.hydra.output_subdir)
             folder.mkdir(parents=True, exist_ok=True)
             save_yaml(cfg, folder / "config.yaml")
-            save_yaml(HydraConfig.instance().cfg, folder / "hydra.yaml")
             save_yaml(config.hydra.overrides.task, folder / "overrides.yaml")
         self.hydra_context.callbacks.on_job_start(config=config, task_function=self.task_function)
         return SweepJob(num, overrides, cfg, ctx, float(cfg.sweep.failed_objective))

@@ -111,6 +111,11 @@ class ChildWriter:
                     repo.log_artifact(str(path))
             self.client.set_terminated(child.run_id, status)
 
+    def log_on_parent(self, path: Path) -> None:
+        """Upload one file into the sweep parent's artifacts."""
+        with store_errors(self.tracker.uri):
+            self.client.log_artifact(self.tracker.sweep.parent_run_id, str(path))
+
     def abandon(self, child: Child, reason: str) -> None:
         """End a child whose logging failed FAILED with the reason, if the store lets us."""
         try:
