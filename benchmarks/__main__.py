@@ -15,7 +15,7 @@ from pathlib import Path
 from benchmarks import machine, results
 
 #: The sections, in the order they appear: module names under benchmarks/.
-SECTIONS = ["core", "float32", "memory", "seeds", "tracking", "sweep"]
+SECTIONS = ["core", "float32", "memory", "seeds", "tracking", "sweep", "batched"]
 
 RESULTS = Path(__file__).with_name("results.md")
 
