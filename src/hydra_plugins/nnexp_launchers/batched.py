@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class BatchedLauncherConf:
-    """``n_jobs``: worker processes the groups are spread over (1: the launching process)."""
+    """``n_jobs``: worker processes for the groups; only 1 (the launching process) for now."""
 
     _target_: str = "hydra_plugins.nnexp_launchers.batched.BatchedLauncher"
     n_jobs: int = 1
@@ -58,9 +58,15 @@ class BatchedLauncher(Launcher):
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> Sequence[JobReturn]:
         """Run the jobs; one JobReturn per job, in order, its value the job's objective."""
+        from nnexp.errors import UserError
         from nnexp.sweep_batch import run_jobs
 
         assert self.config is not None and self.hydra_context is not None
+        if self.n_jobs != 1:
+            raise UserError(
+                f"hydra.launcher.n_jobs={self.n_jobs}: the nnexp launcher runs in one process for "
+                "now; drop n_jobs, or use hydra/launcher=joblib hydra.launcher.n_jobs=N"
+            )
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
         log.info(f"Launching {len(job_overrides)} jobs in this process, same shapes batched")
         previous = HydraConfig.instance().cfg
