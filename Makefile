@@ -21,7 +21,7 @@ export UV_PYTHON_DOWNLOADS := never
 # on every start costs seconds per process.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: setup run test test-fast lint bench browser services slurm clean
+.PHONY: setup run test test-fast lint docs bench browser services slurm clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -70,6 +70,10 @@ test-fast: setup
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
+
+## docs: the documentation site (docs/, mkdocs.yml) into site/; any warning fails the build
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 # PyTorch, a peer in the benchmarks only: its CPU build, from a local wheel folder if there is one,
 # else from PyTorch's CPU index (PyPI's torch is a CUDA build of several GB).
