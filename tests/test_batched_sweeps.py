@@ -94,7 +94,7 @@ def assert_alone_equal(nnexp_train, store: str, child, fixed: list[str]) -> None
     """The child's params, every curve point, status and weights equal the same config run alone
     with ``nnexp-train`` (no -m)."""
     overrides = [o for o in child.data.tags["mlflow.runName"].split() if "=" in o]
-    swept = {"lr": "optim.lr", "l2": "regularization.l2", "seed": "seed"}
+    swept = {"lr": "optim.lr", "l2": "regularization.l2", "seed": "seed", "hidden": "model.hidden"}
     alone_args = [f"{swept[k]}={v}" for k, v in (o.split("=", 1) for o in overrides)]
     code = nnexp_train(*fixed, *alone_args)
     assert code == (0 if child.info.status == "FINISHED" else 1)
@@ -258,3 +258,26 @@ def test_a_signal_mid_group_keeps_finished_children_and_kills_the_rest(tmp_path,
         steps = metric_steps(store, killed.info.run_id, "train_cost")
         assert steps and steps == list(range(0, steps[-1] + 1, FAULT_EVERY))
         assert steps[-1] < FAULT_EPOCHS
+
+
+@pytest.mark.slow
+def test_two_workers_write_the_same_children(nnexp_train, store):
+    fixed = [f"optim.epochs={EPOCHS}", "tracking.log_model=false"]
+    assert nnexp_train("-m", "model.hidden=2,3", "seed=0,1", "hydra.launcher.n_jobs=2", *fixed) == 0
+    parents, children = sweep_runs(store)
+    assert parents[0].info.status == "FINISHED" and len(children) == 4
+    assert {c.info.status for c in children} == {"FINISHED"}
+    assert {c.data.tags["nnexp.pid"] for c in children}.isdisjoint(
+        {parents[0].data.tags["nnexp.pid"]}
+    )
+    child = next(c for c in children if c.info.run_name == "hidden=3 seed=1")
+    assert_alone_equal(nnexp_train, store, child, fixed)
+
+
+def test_a_bad_worker_count_is_one_line(nnexp_train, store, capsys):
+    assert nnexp_train("-m", "seed=0,1", "hydra.launcher.n_jobs=0") == 2
+    err = capsys.readouterr().err
+    assert "hydra.launcher.n_jobs=0: give a number of worker processes >= 1" in err
+    assert "Traceback" not in err
+    parents, children = sweep_runs(store)
+    assert parents[0].info.status == "FAILED" and children == []

@@ -76,18 +76,29 @@ class Trackers:
 
 
 def run_jobs(
-    items: Iterable[SweepJob], on_end: Callable[[SweepJob], None] | None = None
+    items: Iterable[SweepJob],
+    on_end: Callable[[SweepJob], None] | None = None,
+    workers: int = 1,
 ) -> list[SweepJob]:
     """Run the sweep's jobs: check each as it comes (while Hydra's config is the job's), group
-    the rest, train each group (split to fit in memory) and record its jobs; each job's
-    ``objective`` is set when it ends. Returns the jobs in order."""
+    the rest, train each group (split to fit in memory) and record its jobs, here or spread over
+    ``workers`` processes; each job's ``objective`` is set when it ends. Returns the jobs."""
     trackers = Trackers()
     items = list(check_all(items, trackers, on_end))
     ready = [item for item in items if item.objective is None]
     jobs = [item.job for item in ready]
-    for members in group_jobs(jobs):
-        for chunk in split_to_fit(jobs, members):
-            run_group([ready[index] for index in chunk], trackers, on_end)
+    chunks = [
+        [ready[index] for index in chunk]
+        for members in group_jobs(jobs)
+        for chunk in split_to_fit(jobs, members)
+    ]
+    if workers > 1 and len(ready) > 1:
+        from nnexp.sweep_workers import run_parallel
+
+        run_parallel(chunks, workers, on_end)
+    else:
+        for chunk in chunks:
+            run_group(chunk, trackers, on_end)
     draw_curves(items, trackers)
     return items
 

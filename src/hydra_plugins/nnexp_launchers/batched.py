@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class BatchedLauncherConf:
-    """``n_jobs``: worker processes for the groups; only 1 (the launching process) for now."""
+    """``n_jobs``: worker processes the groups are spread over (1: the launching process)."""
 
     _target_: str = "hydra_plugins.nnexp_launchers.batched.BatchedLauncher"
     n_jobs: int = 1
@@ -62,10 +62,10 @@ class BatchedLauncher(Launcher):
         from nnexp.sweep_batch import run_jobs
 
         assert self.config is not None and self.hydra_context is not None
-        if self.n_jobs != 1:
+        if self.n_jobs < 1:
             raise UserError(
-                f"hydra.launcher.n_jobs={self.n_jobs}: the nnexp launcher runs in one process for "
-                "now; drop n_jobs, or use hydra/launcher=joblib hydra.launcher.n_jobs=N"
+                f"hydra.launcher.n_jobs={self.n_jobs}: give a number of worker processes >= 1 "
+                "(1: the jobs run in this process)"
             )
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
         log.info(f"Launching {len(job_overrides)} jobs in this process, same shapes batched")
@@ -77,6 +77,7 @@ class BatchedLauncher(Launcher):
                     for index, overrides in enumerate(job_overrides)
                 ),
                 on_end=self._end,
+                workers=self.n_jobs,
             )
         finally:
             HydraConfig.instance().cfg = previous
