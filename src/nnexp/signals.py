@@ -57,3 +57,27 @@ def signals_raise() -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Within the block SIGINT and SIGTERM are only noted; one that came in raises when the block
+    ends: for a write that must not be cut between its commit and its bookkeeping. (A handler
+    swap, not a signal mask: Python runs handlers in the main thread whichever thread the signal
+    reached.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {
+        signum: signal.signal(signum, lambda number, frame: caught.append(number))
+        for signum in STOP_SIGNALS
+    }
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if caught:
+        _pending[:] = [caught[0]]
+        raise _stop_exception(caught[0])

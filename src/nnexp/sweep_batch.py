@@ -21,7 +21,7 @@ from nnexp.groups import Points, Slice, group_jobs, slices, split_to_fit, train_
 from nnexp.job import Job, JobContext, run_name
 from nnexp.outputs import write_outputs
 from nnexp.progress import record_job_end
-from nnexp.signals import Terminated, raise_pending
+from nnexp.signals import Terminated, raise_pending, signals_deferred
 from nnexp.train import checked, diverged_error, job_tags, open_tracker
 from nnexp.vocabulary import ERROR_TAG, STATUS_TAG, cost_metrics
 
@@ -179,11 +179,12 @@ class GroupLog:
         """After each recorded epoch: a pending signal raised; points sent if it is time."""
         raise_pending()
         if time.monotonic() - self.last > FLUSH_SECONDS:
-            for index in range(len(self.group)):
-                child = self.child(index)
-                if child is not None:
-                    self.writer(index).send(child, self.new_points(index))
-            self.sent = len(self.points.epochs)
+            with signals_deferred():  # a signal waits until the points sent are counted
+                for index in range(len(self.group)):
+                    child = self.child(index)
+                    if child is not None:
+                        self.writer(index).send(child, self.new_points(index))
+                self.sent = len(self.points.epochs)
             self.last = time.monotonic()
 
     def writer(self, index: int):
