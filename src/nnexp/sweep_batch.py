@@ -241,9 +241,7 @@ def run_group(
     try:
         diverged_at = train_group(jobs, points, on_record=log.on_record)
     except (KeyboardInterrupt, Terminated) as err:
-        ended = ("KILLED", "killed", str(err) or "interrupted (Ctrl-C)")
-        for index, part in enumerate(slices(jobs, points)):
-            record(log, index, part, ended)
+        stop(log, slices(jobs, points), 0, err)
         raise
     except Exception as err:
         traceback.print_exc()
@@ -251,10 +249,24 @@ def run_group(
         for index, part in enumerate(slices(jobs, points)):
             record(log, index, part, ended)
         return
-    for index, part in enumerate(slices(jobs, points, diverged_at)):
-        record(log, index, part)
+    parts = slices(jobs, points, diverged_at)
+    for index, part in enumerate(parts):
+        try:
+            with signals_deferred():  # a signal while a job is written ends the jobs after it
+                record(log, index, part)
+        except (KeyboardInterrupt, Terminated) as err:
+            stop(log, parts, index + 1, err)
+            raise
         if on_end is not None:
             on_end(group[index])
+
+
+def stop(log: GroupLog, parts: Sequence[Slice], first: int, err: BaseException) -> None:
+    """The group's jobs from ``first`` on end KILLED with their points (a second signal waits)."""
+    ended = ("KILLED", "killed", str(err) or "interrupted (Ctrl-C)")
+    with signals_deferred():
+        for index in range(first, len(parts)):
+            record(log, index, parts[index], ended)
 
 
 def record(
