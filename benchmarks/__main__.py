@@ -15,7 +15,18 @@ from pathlib import Path
 from benchmarks import machine, results
 
 #: The sections, in the order they appear: module names under benchmarks/.
-SECTIONS = ["core", "float32", "memory", "seeds", "tracking", "sweep", "batched"]
+SECTIONS = [
+    "core",
+    "float32",
+    "deterministic",
+    "memory",
+    "seeds",
+    "metrics",
+    "tracking",
+    "sweep",
+    "batched",
+    "report_scale",
+]
 
 RESULTS = Path(__file__).with_name("results.md")
 

@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+import tethered
+from tethered import Tethered
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
@@ -258,28 +261,25 @@ def healthy(uri: str) -> bool:
 
 
 class ServerProcess:
-    """`nnexp server` in its own process group, in ``folder``, on a fixed loopback port."""
+    """`nnexp server` in its own process group, in ``folder``, on a fixed loopback port, tethered to
+    the test process (it stops when the test process ends, by any signal)."""
 
     def __init__(self, folder: Path, port: int, *args: str, env: dict | None = None):
         self.folder, self.port, self.args, self.env = folder, port, args, env
         self.uri = f"http://127.0.0.1:{port}"
         self.log = folder / "server.log"
-        self.process: subprocess.Popen | None = None
+        self.process: Tethered | None = None
 
     def start(self, timeout: float = 90) -> ServerProcess:
         """Start the server, its output to server.log in its folder (a pipe nobody reads would
         fill up with access-log lines and stall the server); ``timeout`` is a hang detector."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        with self.log.open("a") as log:
-            self.process = subprocess.Popen(
-                [str(BIN / "nnexp"), "server", "--port", str(self.port), *self.args],
-                cwd=self.folder,
-                env=self.env or clean_env(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                text=True,
-                start_new_session=True,
-            )
+        self.process = tethered.start(
+            [str(BIN / "nnexp"), "server", "--port", str(self.port), *self.args],
+            log=self.log,
+            cwd=self.folder,
+            env=self.env or clean_env(),
+        )
         try:
             wait_for(lambda: healthy(self.uri) or self.process.poll() is not None, timeout=timeout)
             assert self.process.poll() is None, self.log.read_text()
@@ -293,16 +293,20 @@ class ServerProcess:
         stop_group(self.process)
 
 
-def stop_group(process: subprocess.Popen | None, timeout: float = 20) -> None:
-    """SIGTERM to the process group led by ``process`` (started with start_new_session=True);
-    SIGKILL if it has not ended within ``timeout`` seconds."""
+def stop_group(
+    process: Tethered | subprocess.Popen | None, timeout: float = 20, sig: int = signal.SIGTERM
+) -> None:
+    """``sig`` to the process group led by ``process`` (started by ``tethered.start`` or with
+    start_new_session=True); SIGKILL if it has not ended within ``timeout`` seconds."""
     if process is None or process.poll() is not None:
         return
-    os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(ProcessLookupError):  # the group is gone, its guard still tidying
+        os.killpg(process.pid, sig)
     try:
         process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=timeout)
 
 

@@ -38,13 +38,13 @@ def loader_and_master():
     """Hydra's config loader on nnexp's conf/ (guarded as nnexp-train guards it) and a multirun
     master config."""
     config.register_schemas()
-    safe_config.guard_hydra()
     Plugins.instance()
     loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(REPO / "conf")))
-    master = loader.load_configuration(
-        config_name="config", overrides=HYDRA_OVERRIDES, run_mode=RunMode.MULTIRUN
-    )
-    return loader, master
+    with safe_config.checked_hydra():
+        master = loader.load_configuration(
+            config_name="config", overrides=HYDRA_OVERRIDES, run_mode=RunMode.MULTIRUN
+        )
+        yield loader, master
 
 
 def as_data(cfg) -> dict:

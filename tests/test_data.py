@@ -123,26 +123,33 @@ def test_csv_binary_file(tmp_path):
         load_csv(path)
 
 
-def test_the_registry_and_the_dataset_group_name_the_same_datasets_and_schemas():
-    """Every registry entry has its conf/dataset/NAME.yaml built on its own schema, and back;
-    each composes and passes the checks with its defaults."""
+def assert_group_is_the_registry(group: str, names, schemas) -> None:
+    """Every name has its conf/GROUP/NAME.yaml built on its own schema (``schemas[name]``), and
+    back; each composes with exactly its schema's keys and passes the checks with its defaults."""
     from dataclasses import fields
 
     from hydra import compose, initialize_config_dir
 
     from nnexp import config
-    from nnexp.data import REGISTRY
 
-    files = {path.stem: path.read_text() for path in (config.CONF_DIR / "dataset").glob("*.yaml")}
-    assert sorted(files) == sorted(REGISTRY) == sorted(DATASETS)
+    files = {path.stem: path.read_text() for path in (config.CONF_DIR / group).glob("*.yaml")}
+    assert sorted(files) == sorted(names) == sorted(schemas)
     config.register_schemas()
     with initialize_config_dir(str(config.CONF_DIR), version_base="1.3"):
         for name, text in files.items():
-            assert f"/schema/dataset/{name}@_here_" in text
-            cfg = compose("config", overrides=[f"dataset={name}"])
-            assert list(cfg.dataset) == [f.name for f in fields(config.DATASET_SCHEMAS[name])]
-            assert cfg.dataset.name == name
+            assert f"/schema/{group}/{name}@_here_" in text
+            cfg = compose("config", overrides=[f"{group}={name}"])
+            assert list(cfg[group]) == [f.name for f in fields(schemas[name])]
+            assert cfg[group].name == name
             config.check(cfg)
+
+
+def test_the_registry_and_the_dataset_group_name_the_same_datasets_and_schemas():
+    from nnexp import config
+    from nnexp.data import REGISTRY
+
+    assert sorted(REGISTRY) == sorted(DATASETS)
+    assert_group_is_the_registry("dataset", REGISTRY, config.DATASET_SCHEMAS)
 
 
 def test_an_unknown_dataset_names_the_known_ones():

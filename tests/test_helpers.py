@@ -15,9 +15,9 @@ from nnexp.report.make import folder_name
 from nnexp.vocabulary import (
     CONFIG_HASH_TAG,
     cost_key,
-    cost_metrics,
     final_cost,
     latest_attempts,
+    metric_values,
 )
 
 
@@ -54,11 +54,12 @@ def test_run_name_keeps_the_full_key_where_two_swept_keys_end_alike():
     assert name == "seed=1 dataset.seed=3 hidden=4"
 
 
-def test_cost_metrics_of_one_seed_and_of_several():
-    one = cost_metrics(np.array([0.5]), np.array([0.25]), [7])
+def test_metric_values_of_one_seed_and_of_several():
+    one = metric_values({"train_cost": np.array([0.5]), "test_cost": np.array([0.25])}, [7])
     assert one == {"train_cost": 0.5, "test_cost": 0.25}
     with np.errstate(invalid="ignore"):  # as in training, where a seed diverged
-        several = cost_metrics(np.array([1.0, 3.0]), np.array([2.0, np.inf]), [4, 5])
+        values = {"train_cost": np.array([1.0, 3.0]), "test_cost": np.array([2.0, np.inf])}
+        several = metric_values(values, [4, 5])
     assert several == {
         "train_cost_mean": 2.0,
         "train_cost_std": 1.0,

@@ -204,6 +204,10 @@ def test_stripe_plan_covers_every_row_once_in_order(n_rows, copies, hidden):
         assert [start for start, _ in blocks] == [0] + [stop for _, stop in blocks[:-1]]
         assert blocks[-1][1] == rows
         assert all(0 < stop - start <= ws.rows for start, stop in blocks)
+        alone = Workspace.for_shapes(W1[:1], W2[:1], n_rows)
+        assert plan == alone.stripes(rows)  # the row plan ignores the number of copies
+    covered = [copy for chunk in ws.chunks for copy in range(copies)[chunk]]
+    assert covered == list(range(copies))
 
 
 def test_threaded_pass_is_silent_and_restores_the_blas_threads(many_stripes):

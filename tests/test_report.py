@@ -102,9 +102,13 @@ def test_sweep_report_is_complete_and_byte_identical_on_rerun(grid_store, tmp_pa
     assert figures == [
         "cost_curves.png",
         "final_cost_by_key.png",
+        "importance.png",
+        "parallel_coordinates.png",
         "seed_bands.png",
         "test_cost_heatmap.png",
     ]
+    for section in ("What matters: importance", "Seed groups", "Paired comparisons"):
+        assert f"## {section}" in (default / "report.md").read_text()
     markdown = (default / "report.md").read_text()
     assert "runs by status: finished 8, failed 4" in markdown
     assert markdown.count("model.hidden=0 must be ≥ 1") == 4  # the failed runs and why

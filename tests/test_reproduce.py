@@ -1,15 +1,29 @@
 """`nnexp reproduce RUN_ID` end to end: a real run retrained by the real command line into a new
 run, compared bit for bit; a tampered config is reported with its differences; provenance
-changes are warned about; bad input gives one line."""
+changes are warned about; bad input gives one line; a run from another CPU (simulated by
+OpenBLAS's and numpy's environment variables) is reproduced bit for bit, or judged equivalent
+with the reason; a deterministic run has the same bits everywhere."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import all_runs, assert_one_line_error, mlflow_client, run_cli, sweep_runs
+from conftest import (
+    BIN,
+    all_runs,
+    assert_one_line_error,
+    clean_env,
+    mlflow_client,
+    run_cli,
+    sweep_runs,
+)
+from nnexp import machine
+from nnexp.reproduce import compare
 
 pytestmark = pytest.mark.slow
 
@@ -112,3 +126,168 @@ def test_bad_run_ids_are_one_line(tmp_path, store):
     missing = f"sqlite:///{tmp_path}/elsewhere/mlflow.db"
     assert_one_line_error(reproduce(tmp_path, missing, unknown), "no MLflow store")
     assert len(all_runs(store)) == 3  # nothing was retrained
+
+
+# Another machine, simulated: a run recorded under one OpenBLAS kernel, set of numpy SIMD loops and
+# BLAS thread count, reproduced under another. `--no-pin` shows that the bits do differ there
+# (equivalent, exit 3, naming the cause); pinned, they are identical (exit 0).
+
+#: What decides the bits of a process, set by these tests alone.
+MACHINE_VARIABLES = (
+    "OPENBLAS_CORETYPE",
+    "NPY_DISABLE_CPU_FEATURES",
+    "OPENBLAS_NUM_THREADS",
+    "OMP_NUM_THREADS",
+)
+#: The smallest digits run whose bits differ between kernels, loops and thread counts.
+SMALL_RUN = ("dataset=digits", "model.hidden=64", "optim.epochs=5", "tracking.log_model=false")
+AVX512_TARGETS = [t for t in machine.numpy_simd() if t != "X86_V3"]
+
+
+def on(**variables: str) -> dict[str, str]:
+    """The environment of a machine whose OpenBLAS and numpy are set as ``variables`` say."""
+    env = {k: v for k, v in clean_env().items() if k not in MACHINE_VARIABLES}
+    return {**env, **variables}
+
+
+def recorded_machine(store: str, run_id: str) -> machine.Machine:
+    found = machine.Machine.from_tags(mlflow_client(store).get_run(run_id).data.tags)
+    assert found is not None
+    return found
+
+
+def train_on(tmp_path, store: str, env: dict[str, str], *overrides: str) -> str:
+    done = run_cli("nnexp-train", f"tracking.uri={store}", *overrides, cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    return newest(store)
+
+
+def reproduce_on(tmp_path, store: str, run_id: str, env: dict[str, str], *options: str):
+    return run_cli(
+        "nnexp", "reproduce", run_id, "--tracking-uri", store, *options, cwd=tmp_path, env=env
+    )
+
+
+def on_cpu_0(tmp_path, env: dict[str, str], command: str, *args: str):
+    """``command args…`` held to the first CPU (taskset), as on a one-core machine."""
+    return subprocess.run(
+        ["taskset", "-c", "0", str(BIN / command), *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+
+def needs_avx2():
+    if "avx2" not in machine.cpu_flags() or "X86_V3" not in machine.numpy_simd():
+        pytest.skip("this CPU has no AVX2: it cannot run the Haswell kernel or numpy's X86_V3")
+
+
+MACHINES = {
+    "own kernel recorded, Prescott's here": ({}, {"OPENBLAS_CORETYPE": "Prescott"}, ()),
+    "Prescott's kernel recorded, Haswell's here": (
+        {"OPENBLAS_CORETYPE": "Prescott"},
+        {"OPENBLAS_CORETYPE": "Haswell"},
+        (),
+    ),
+    "Haswell's kernel recorded, Prescott's here, 3 seeds": (
+        {"OPENBLAS_CORETYPE": "Haswell"},
+        {"OPENBLAS_CORETYPE": "Prescott"},
+        ("train.seeds=3",),
+    ),
+    "baseline loops recorded, AVX2 and AVX-512 here, mini-batches": (
+        {"NPY_DISABLE_CPU_FEATURES": " ".join(machine.numpy_simd())},
+        {},
+        ("optim=sgd",),
+    ),
+    "1 BLAS thread recorded, 2 here": (
+        {"OPENBLAS_NUM_THREADS": "1"},
+        {"OPENBLAS_NUM_THREADS": "2"},
+        (),
+    ),
+}
+
+
+@pytest.mark.parametrize(("recorded_on", "here", "overrides"), MACHINES.values(), ids=MACHINES)
+def test_a_run_from_another_cpu_is_reproduced_bit_for_bit(
+    tmp_path, store, recorded_on, here, overrides
+):
+    needs_avx2()
+    run_id = train_on(tmp_path, store, on(**recorded_on), *SMALL_RUN, *overrides)
+    recorded = recorded_machine(store, run_id)
+
+    unpinned = reproduce_on(tmp_path, store, run_id, on(**here), "--no-pin")
+    assert unpinned.returncode == 3, unpinned.stdout + unpinned.stderr
+    last = unpinned.stdout.strip().splitlines()[-1]
+    assert last.startswith("equivalent within 1e-12 (largest deviation "), last
+    assert "not bit for bit: " in unpinned.stderr
+    if "OPENBLAS_CORETYPE" in here:
+        assert f"kernel {recorded_machine(store, newest(store)).blas_kernel} here, " in last
+        assert f", {recorded.blas_kernel} recorded" in last
+    if "OPENBLAS_NUM_THREADS" in here:
+        assert "BLAS threads 2 here, 1 recorded" in last
+    if "NPY_DISABLE_CPU_FEATURES" in recorded_on:
+        assert recorded.numpy_simd == ""
+        assert "baseline only recorded" in last
+
+    pinned = reproduce_on(tmp_path, store, run_id, on(**here))
+    assert pinned.returncode == 0, pinned.stdout + pinned.stderr
+    assert pinned.stdout.strip().splitlines()[-1].startswith("identical: ")
+    assert "not bit for bit" not in pinned.stderr
+    assert recorded_machine(store, newest(store)) == recorded
+
+
+def newest(store: str) -> str:
+    return max(all_runs(store), key=lambda r: r.info.start_time).info.run_id
+
+
+def test_loops_this_cpu_lacks_make_an_equivalent_run_and_say_why(tmp_path, store):
+    if not AVX512_TARGETS:
+        pytest.skip("this CPU has no AVX-512: numpy dispatches nothing it could lack")
+    run_id = train_on(tmp_path, store, on(), *SMALL_RUN, "optim=sgd")
+    laptop = on(NPY_DISABLE_CPU_FEATURES=" ".join(AVX512_TARGETS))
+    done = reproduce_on(tmp_path, store, run_id, laptop)
+    assert done.returncode == 3, done.stdout + done.stderr
+    last = done.stdout.strip().splitlines()[-1]
+    assert f"({' '.join(AVX512_TARGETS)} off or not on this CPU)" in last, last
+    assert last.startswith("equivalent within 1e-12 (largest deviation ")
+    strict = reproduce_on(tmp_path, store, run_id, laptop, "--tolerance", "0")
+    assert strict.returncode == 1
+    assert strict.stdout.strip().splitlines()[-1].startswith("different: ")
+
+
+def test_a_run_on_two_cpus_is_reproduced_on_one(tmp_path, store):
+    """Two stripes (digits, 128 hidden, 3 seeds) run on two threads of ours there, one here."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs 2 CPUs")
+    run_id = train_on(
+        tmp_path, store, on(), *SMALL_RUN, "model.hidden=128", "train.seeds=3", "optim.epochs=3"
+    )
+    done = on_cpu_0(tmp_path, on(), "nnexp", "reproduce", run_id, "--tracking-uri", store)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert recorded_machine(store, newest(store)).cpus == "1"
+
+
+def test_a_deterministic_run_has_the_same_bits_on_any_cpu(tmp_path, store):
+    """model.deterministic=true, on two stripes: 2 CPUs, the machine's kernel and loops, against
+    1 CPU, 1 BLAS thread, Haswell's kernel and no AVX-512."""
+    needs_avx2()
+    run = (*SMALL_RUN, "model.hidden=128", "train.seeds=3", "optim.epochs=3")
+    run = (*run, "model.deterministic=true")
+    first = train_on(tmp_path, store, on(), *run)
+    other = on(OPENBLAS_CORETYPE="Haswell", OPENBLAS_NUM_THREADS="1")
+    if AVX512_TARGETS:
+        other["NPY_DISABLE_CPU_FEATURES"] = " ".join(AVX512_TARGETS)
+    done = on_cpu_0(tmp_path, other, "nnexp-train", f"tracking.uri={store}", *run)
+    assert done.returncode == 0, done.stderr
+    second = newest(store)
+    assert second != first
+    for run_id in (first, second):
+        assert recorded_machine(store, run_id).blas_kernel == machine.BASELINE_KERNEL
+        assert recorded_machine(store, run_id).numpy_simd == ""
+    differences = compare(mlflow_client(store), first, second, tmp_path / "compared")
+    assert {d.name for d in differences} >= {"W1", "W2", "train_cost/seed_0", "test_cost/seed_2"}
+    assert [d for d in differences if d.difference] == []

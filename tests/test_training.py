@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nnexp.core import Hyperparams, init_weights, reference, train, workspace
+from nnexp.core import METRICS, Hyperparams, init_weights, reference, train, workspace
 
 
 def problem(n=40, d=3, k=2, seed=0):
@@ -102,12 +102,13 @@ def assert_copy_is_alone(batched, copy, alone):
     assert np.array_equal(batched.W1[copy], alone.W1[0])
     assert np.array_equal(batched.W2[copy], alone.W2[0])
     assert batched.diverged_at[copy] == alone.diverged_at[0]
-    ours, theirs = batched.history.as_arrays(), alone.history.as_arrays()
-    recorded = len(theirs[0])
-    assert np.array_equal(ours[0][:recorded], theirs[0])
-    for costs, costs_alone in zip(ours[1:], theirs[1:], strict=True):
-        assert np.array_equal(costs[:recorded, copy], costs_alone[:, 0], equal_nan=True)
-        assert np.isnan(costs[recorded:, copy]).all()
+    recorded = len(alone.history.epochs)
+    assert batched.history.epochs[:recorded] == alone.history.epochs
+    assert list(batched.history.values) == list(alone.history.values)
+    for name in batched.history.values:
+        ours, theirs = batched.history.metric(name), alone.history.metric(name)
+        assert np.array_equal(ours[:recorded, copy], theirs[:, 0], equal_nan=True)
+        assert np.isnan(ours[recorded:, copy]).all()
 
 
 @pytest.mark.parametrize("batch_size", [None, 16])
@@ -136,12 +137,15 @@ def test_per_copy_hyperparameters_equal_each_copy_alone(striping, batch_size, re
     seeds = [10, 11, 12, 13]
     hp = dict(epochs=12, reduction=reduction, batch_size=batch_size)
     W1, W2, rngs = fresh(seeds, dtype=dtype)
-    batched = train(W1, W2, train_set, test_set, Hyperparams(lr=lrs, l2=l2s, **hp), rngs)
+    every = list(METRICS)  # every metric is recorded per copy, as the costs are
+    batched_hp = Hyperparams(lr=lrs, l2=l2s, **hp)
+    batched = train(W1, W2, train_set, test_set, batched_hp, rngs, record=every)
     assert [at is not None for at in batched.diverged_at] == [False, False, True, False]
     for copy, seed in enumerate(seeds):
         W1s, W2s, rngs_s = fresh([seed], dtype=dtype)
         alone_hp = Hyperparams(lr=lrs[copy], l2=l2s[copy], **hp)
-        assert_copy_is_alone(batched, copy, train(W1s, W2s, train_set, test_set, alone_hp, rngs_s))
+        alone = train(W1s, W2s, train_set, test_set, alone_hp, rngs_s, record=every)
+        assert_copy_is_alone(batched, copy, alone)
 
 
 @pytest.mark.parametrize("batch_size", [None, 16])
@@ -160,11 +164,10 @@ def _one_copy(result, copy):
     """The result of copy ``copy`` alone, shaped as a single-copy result."""
     from nnexp.core import History, TrainResult
 
-    history = History(
-        epochs=result.history.epochs,
-        train_cost=[row[copy : copy + 1] for row in result.history.train_cost],
-        test_cost=[row[copy : copy + 1] for row in result.history.test_cost],
-    )
+    values = {
+        name: [row[copy : copy + 1] for row in rows] for name, rows in result.history.values.items()
+    }
+    history = History(epochs=result.history.epochs, values=values)
     return TrainResult(
         result.W1[copy : copy + 1], result.W2[copy : copy + 1], history, [result.diverged_at[copy]]
     )

@@ -15,23 +15,24 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from nnexp import console, sweep_folder
+from nnexp import console, loky_tracker, output_folders, sweep_folder
 from nnexp.errors import RUN_FAILED, UserError, first_line
+from nnexp.hydra_private import split_sweep
 from nnexp.privacy import redact
 from nnexp.progress import SweepProgress
-from nnexp.signals import Terminated
+from nnexp.signals import Terminated, on_stop
 
 FAILED_MARKER = "job_failed.json"
 
 
 class SweepAborted(BaseException):
-    """A sweep that cannot be tracked must not start; Hydra turns a callback's ordinary
-    exceptions into warnings, so the reason travels to ``main`` in this one."""
+    """A sweep that cannot be tracked, or a run or sweep whose folder holds the user's files,
+    must not start; Hydra turns a callback's ordinary exceptions into warnings, so the reason
+    travels to ``main`` in this one."""
 
     def __init__(self, error: UserError):
         super().__init__(str(error))
@@ -60,7 +61,7 @@ def planned_jobs(config: DictConfig) -> int | None:
         overrides = OverridesParser.create().parse_overrides(
             [*params, *config.hydra.overrides.task]
         )
-        return sum(len(batch) for batch in BasicSweeper.split_arguments(overrides, None))
+        return sum(len(batch) for batch in split_sweep(overrides))
     except Exception:
         return None
 
@@ -100,9 +101,16 @@ class Sweep:
         self.summary_error: str | None = None
 
     def open(self, config: DictConfig) -> None:
-        """Create (or, with sweep.resume=true, reopen) the parent run; start the progress line."""
-        self.sweep_dir = Path(config.hydra.sweep.dir)
-        self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        """Take the sweep's folder (refused if it holds the user's files), create (or, with
+        sweep.resume=true, reopen) the parent run; start the progress line."""
+        sweep_dir = Path(config.hydra.sweep.dir)
+        try:
+            output_folders.take_sweep_dir(sweep_dir)
+        except UserError as err:
+            raise SweepAborted(err) from None
+        sweep_folder.clear_stop(sweep_dir)
+        self.sweep_dir = sweep_dir
+        loky_tracker.start_for(config)
         if config.tracking.enabled:
             self._open_parent(config)
         self.progress = SweepProgress(self.sweep_dir, planned_jobs(config))
@@ -159,11 +167,19 @@ class Sweep:
             self.summary_error = (
                 f"could not summarise sweep {info.parent_run_id}: {first_line(err)}"
             )
+            self.info = info
+            self.abort("FAILED", self.summary_error)
             return
         show_summary(info, summary)
 
+    def stopping(self, signum: int) -> None:
+        """At the first stop signal (inside its handler): mark the folder, so no job starts."""
+        if self.sweep_dir is not None:
+            sweep_folder.mark_stopped(self.sweep_dir, signum)
+
     def abort(self, status: str, reason: str) -> None:
-        """End a parent whose sweep stopped before its end (an error, Ctrl-C, SIGTERM)."""
+        """End a parent whose sweep stopped before its end (an error, a stop signal), and its
+        children still RUNNING once their processes are gone (or after a grace period)."""
         self._stop_progress()
         info, self.info = self.info, None
         if info is not None:
@@ -224,12 +240,14 @@ def current_sweep() -> Sweep | None:
 
 @contextmanager
 def sweep_scope() -> Iterator[Sweep]:
-    """A Sweep for one ``nnexp-train`` command: Hydra's callback opens and closes it; leaving the
-    block with the parent still open aborts it, KILLED on Ctrl-C or SIGTERM, else FAILED."""
+    """A Sweep for one ``nnexp-train`` command: Hydra's callback opens and closes it; a stop
+    signal marks its folder at once (no job starts after it); leaving the block with the parent
+    still open aborts it, KILLED on a stop signal, else FAILED."""
     sweep = Sweep()
     token = _CURRENT.set(sweep)
     try:
-        yield sweep
+        with on_stop(sweep.stopping):
+            yield sweep
     except KeyboardInterrupt:
         sweep.abort("KILLED", "interrupted (Ctrl-C)")
         raise
@@ -255,6 +273,16 @@ class SweepParent(Callback):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.sweep = Sweep()
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Take a single run's folder before Hydra writes into it: ``hydra.run.dir`` becomes the
+        folder taken (the next free ``NAME_N`` when another run has it), resolved once."""
+        try:
+            folder = output_folders.take_run_dir(Path(str(config.hydra.run.dir)))
+        except UserError as err:
+            raise SweepAborted(err) from None
+        with read_write(config.hydra), open_dict(config.hydra):
+            config.hydra.run.dir = str(folder)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Open the sweep."""

@@ -1,6 +1,7 @@
-"""`nnexp`: everything besides training (`nnexp-train`): reports, reproduction, run repair and a
-tracking server. An error ends it with one line on stderr and the exit status of
-``errors.exit_code``: 2 bad input, 1 a run that failed, 130/143 Ctrl-C/SIGTERM."""
+"""`nnexp`: everything besides training (`nnexp-train`): reports, listing and diffing runs,
+reproduction, run repair and a tracking server. An error ends it with one line on stderr and the
+exit status of ``errors.exit_code``: 2 bad input, 1 a run that failed, 130/143 Ctrl-C/SIGTERM;
+`nnexp reproduce` exits 0 identical, 3 equivalent, 1 different (``nnexp.verdict``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from nnexp import console, privacy
 from nnexp.errors import UserError, exit_code
 from nnexp.hydra_errors import HYDRA_ERRORS, hydra_error_line
 from nnexp.signals import Terminated, signals_raise
+from nnexp.verdict import DEFAULT_TOLERANCE, DIFFERENT, verdict
 
 DESCRIPTION = (
     "Everything besides training (nnexp-train): reports, reproduction, run repair and a "
@@ -64,6 +66,44 @@ def parser() -> argparse.ArgumentParser:
     )
     repair.set_defaults(handler=_repair)
 
+    listing = runs_commands.add_parser(
+        "list", help="an experiment's runs: params and final metrics, filtered, sorted, grouped"
+    )
+    listing.add_argument("experiment", metavar="EXPERIMENT", help="an MLflow experiment's name")
+    _store_option(listing)
+    listing.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="keep runs where a param, metric or status matches (=, !=, <, >, <=, >=); repeatable",
+    )
+    listing.add_argument(
+        "--sort", metavar="KEY", help="order by a param or metric; --sort=-KEY for descending"
+    )
+    listing.add_argument(
+        "--group-by",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="one row per value of KEY: mean and 95 %% t-interval of each final metric over the "
+        "runs' seeds; repeatable",
+    )
+    listing.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    listing.set_defaults(handler=_list)
+
+    compare = commands.add_parser(
+        "diff", help="two runs (or two sweeps by their parent runs): what differs, metric deltas"
+    )
+    compare.add_argument("first", metavar="A", help="a run id, or a sweep's parent run id")
+    compare.add_argument("second", metavar="B", help="a run id, or a sweep's parent run id")
+    _store_option(compare)
+    compare.add_argument("--format", choices=("text", "json"), default="text")
+    compare.add_argument(
+        "--out", type=Path, metavar="FILE.png", help="also draw A's and B's curves into this PNG"
+    )
+    compare.set_defaults(handler=_diff)
+
     report = commands.add_parser(
         "report", help="write a report (markdown, HTML, figures) of an experiment's runs"
     )
@@ -84,6 +124,20 @@ def parser() -> argparse.ArgumentParser:
     )
     reproduce.add_argument("run_id", metavar="RUN_ID", help="the run to reproduce")
     _store_option(reproduce)
+    reproduce.add_argument(
+        "--tolerance",
+        type=float,
+        default=DEFAULT_TOLERANCE,
+        help="largest deviation, relative to an array's largest magnitude (at least 1), called "
+        f"equivalent when the bits differ (default {DEFAULT_TOLERANCE:g}); exit 0 identical, "
+        "3 equivalent, 1 different",
+    )
+    reproduce.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="retrain with this machine's OpenBLAS kernel, numpy loops and BLAS thread count "
+        "instead of the recorded ones (a deterministic run stays on its baseline)",
+    )
     reproduce.set_defaults(handler=_reproduce)
 
     server = commands.add_parser("server", help="start an MLflow tracking server (mlflow server)")
@@ -169,18 +223,60 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _list(args: argparse.Namespace) -> int:
+    client = _client(args)
+    from nnexp.report import listing
+
+    records = listing.read_experiment(client, args.experiment)
+    keys = listing.swept(records)  # the experiment's, so a filter keeps the columns
+    for expression in args.filter:
+        records = listing.apply_filter(records, expression)
+    if args.sort:
+        records = listing.sort_records(records, args.sort)
+    found = (
+        listing.grouped(records, args.group_by) if args.group_by else listing.rows_of(records, keys)
+    )
+    sys.stdout.write(privacy.redact(listing.render(found, args.format)))
+    return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from nnexp.report.diff import check_figure_path
+
+    if args.out is not None:
+        check_figure_path(args.out)
+    client = _client(args)
+    from nnexp.report.diff import diff, figure
+
+    found = diff(client, args.first, args.second)
+    if args.out is not None:
+        figure(client, found, args.out)
+    if args.format == "json":
+        import json
+
+        drawn = {"figure": str(args.out)} if args.out is not None else {}
+        sys.stdout.write(json.dumps(found.as_json() | drawn, indent=1) + "\n")
+    else:
+        drawn = f"figure: {args.out}\n" if args.out is not None else ""
+        sys.stdout.write(privacy.redact(found.as_text() + drawn))
+    return 0
+
+
 def _reproduce(args: argparse.Namespace) -> int:
     client = _client(args)
     from nnexp.reproduce import reproduce
 
-    new, differences = reproduce(client, args.run_id, console.warning)
-    for found in differences:
+    done = reproduce(client, args.run_id, console.warning, pin=not args.no_pin)
+    for found in done.differences:
         console.info(f"{found.name}: {found.difference or 'identical'}")
-    if any(found.difference for found in differences):
-        console.info(f"different: run {new} does not reproduce {args.run_id}")
-        return 1
-    console.info(f"identical: run {new} reproduces {args.run_id} bit for bit")
-    return 0
+    deviations = [found.deviation for found in done.differences]
+    judged = verdict(args.run_id, done.run_id, deviations, done.reasons, args.tolerance)
+    if judged.code == DIFFERENT:
+        console.info(
+            f"largest deviation {max(deviations):.3g} exceeds the tolerance {args.tolerance:g}"
+        )
+    console.info(judged.line)
+    return judged.code
 
 
 def _server(args: argparse.Namespace) -> int:

@@ -19,12 +19,15 @@ from hydra.core.plugins import Plugins
 from hydra.plugins.config_source import ConfigLoadError
 from omegaconf import II, MISSING, DictConfig, OmegaConf
 
+from nnexp.core.optimizers import OPTIMIZERS
 from nnexp.data.registry import REGISTRY
 from nnexp.errors import UserError
 from nnexp.tracking.uri import check_scheme
 
 #: The most copies ``train.seeds`` trains in one batched computation.
 MAX_SEEDS = 1000
+#: The longest tracking.experiment: a folder name holds 255 bytes, SQL stores 256 characters.
+MAX_EXPERIMENT_NAME = 250
 PACKAGE_DIR = Path(__file__).resolve().parent
 #: conf/ inside an installed wheel, else the checkout's conf/ beside src/.
 CONF_DIR = next(d for d in (PACKAGE_DIR / "conf", PACKAGE_DIR.parents[1] / "conf") if d.is_dir())
@@ -62,18 +65,22 @@ class DatasetSchema:
 
 @dataclass
 class ModelSchema:
-    """Hidden width, initialisation, optional initial weights (.npz with W1, W2) and dtype."""
+    """Hidden width, initialisation, optional initial weights (.npz with W1, W2), dtype, and
+    whether to compute on the baseline any x86-64 CPU reproduces (``nnexp.deterministic``)."""
 
     hidden: int = MISSING
     init: InitScheme = MISSING
     init_weights: str | None = MISSING
     dtype: DType = MISSING
+    deterministic: bool = False
 
 
 @dataclass
 class OptimSchema:
-    """Gradient descent: learning rate, epochs, mini-batch size (null = full batch)."""
+    """Every optimizer: its name, learning rate, epochs, mini-batch size (null = full batch);
+    each optimizer adds the options of its class in ``nnexp.core.optimizers``."""
 
+    name: str = MISSING
     lr: float = MISSING
     epochs: int = MISSING
     batch_size: int | None = MISSING
@@ -102,6 +109,7 @@ class TrackingSchema:
     experiment: str = MISSING
     log_every: int = MISSING
     log_model: bool = MISSING
+    dynamics: bool = MISSING
 
 
 @dataclass
@@ -126,7 +134,7 @@ class Config:
     seed: int = MISSING
     dataset: Any = MISSING
     model: ModelSchema = field(default_factory=ModelSchema)
-    optim: OptimSchema = field(default_factory=OptimSchema)
+    optim: Any = MISSING
     regularization: RegularizationSchema = field(default_factory=RegularizationSchema)
     cost: CostSchema = field(default_factory=CostSchema)
     tracking: TrackingSchema = field(default_factory=TrackingSchema)
@@ -149,9 +157,22 @@ def _dataset_schema(options: type | None) -> type:
 DATASET_SCHEMAS = {name: _dataset_schema(entry.options) for name, entry in REGISTRY.items()}
 
 
+def _optim_schema(name: str) -> type:
+    """An optimizer's schema: ``OptimSchema`` and a float key per option of its class."""
+    options = OPTIMIZERS[name].cls.options
+    if not options:
+        return OptimSchema
+    keys = [(key, float, field(default=MISSING)) for key in options]
+    return make_dataclass(f"{name.capitalize()}OptimSchema", keys, bases=(OptimSchema,))
+
+
+#: The schema of each optimizer, stored as ``schema/optim/NAME``, derived from the registry.
+OPTIM_SCHEMAS = {name: _optim_schema(name) for name in OPTIMIZERS}
+
+
 def register_schemas() -> None:
-    """Put the schemas in Hydra's ConfigStore (``nnexp_schema``, ``schema/dataset/*``) and
-    nnexp's defaults into three plugin configs:
+    """Put the schemas in Hydra's ConfigStore (``nnexp_schema``, ``schema/dataset/*``,
+    ``schema/optim/*``) and nnexp's defaults into three plugin configs:
 
     - ``hydra/sweeper/optuna`` and its TPE sampler get conf/search_space/optuna.yaml, so
       ``hydra/sweeper=optuna`` searches nnexp's space with a seeded sampler;
@@ -162,6 +183,8 @@ def register_schemas() -> None:
     store.store(name="nnexp_schema", node=Config)
     for name, schema in DATASET_SCHEMAS.items():
         store.store(group="schema/dataset", name=name, node=schema)
+    for name, schema in OPTIM_SCHEMAS.items():
+        store.store(group="schema/optim", name=name, node=schema)
     Plugins.instance()  # plugins register their configs when scanned: scan first, extend after
     space = OmegaConf.load(CONF_DIR / "search_space" / "optuna.yaml")
     _extend_plugin_config(store, "hydra/sweeper/sampler", "tpe", space.pop("sampler"))
@@ -188,6 +211,7 @@ def check(cfg: DictConfig) -> None:
     _known_keys(cfg.dataset, dataset_schema, "dataset.")
     _at_least(cfg, "seed", 0)
     _at_least(cfg, "model.hidden", 1)
+    _check_optim(cfg.optim)
     _positive_finite(cfg, "optim.lr")
     _at_least(cfg, "optim.epochs", 0)
     if cfg.optim.batch_size is not None:
@@ -206,6 +230,12 @@ def check(cfg: DictConfig) -> None:
         raise UserError(
             "tracking.experiment is empty; name the experiment, e.g. tracking.experiment=nnexp"
         )
+    if len(str(cfg.tracking.experiment)) > MAX_EXPERIMENT_NAME:
+        raise UserError(
+            f"tracking.experiment is {len(str(cfg.tracking.experiment))} characters long, more "
+            f"than the {MAX_EXPERIMENT_NAME} a store's experiment name (and its artifact folder) "
+            "can hold; choose a shorter name"
+        )
     _check_dataset(cfg.dataset)
     if cfg.tracking.enabled and cfg.tracking.uri is not None:
         check_scheme(cfg.tracking.uri)
@@ -223,6 +253,25 @@ def _known_keys(node: DictConfig, schema: type, prefix: str) -> None:
         nested = known[key].default_factory
         if is_dataclass(nested):
             _known_keys(node[key], nested, f"{prefix}{key}.")
+
+
+def _check_optim(optim: DictConfig) -> None:
+    """optim.name is a registered optimizer, its keys are that optimizer's, and each option
+    lies in its range."""
+    if optim.name not in OPTIMIZERS:
+        raise UserError(
+            f"optim.name={optim.name} is not an optimizer nnexp knows; choose one of "
+            f"{', '.join(OPTIMIZERS)} with optim=NAME"
+        )
+    _known_keys(optim, OPTIM_SCHEMAS[optim.name], "optim.")
+    for key, (low, high, high_included) in OPTIMIZERS[optim.name].cls.options.items():
+        value = optim[key]
+        if not (low <= value <= high if high_included else low <= value < high):
+            bound = f"≤ {high}" if high_included else f"< {high}"
+            example = (low + high) / 2
+            raise UserError(
+                f"optim.{key}={value} must be ≥ {low} and {bound}, e.g. optim.{key}={example:g}"
+            )
 
 
 def _check_dataset(dataset: DictConfig) -> None:

@@ -1,5 +1,6 @@
 """What a person sees in the terminal: a progress bar, one-line errors, tables; every line with
-its credentials redacted."""
+its credentials redacted and its control characters escaped (``printable``), every error and
+warning one line of at most 400 characters."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from nnexp.printable import capped, printable, printable_line
 from nnexp.privacy import redact
 
 #: Wide enough for a sweep table with full run ids when output goes to a file or a pipe.
@@ -22,21 +24,26 @@ out_console = Console(
 )
 
 
+def one_line(message: str) -> str:
+    """``message`` redacted, escaped onto one line and capped (``printable.capped``)."""
+    return capped(printable_line(redact(message)))
+
+
 def error(message: str) -> None:
     """One line on stderr: ``error: <message>``."""
-    err_console.print(f"[bold red]error:[/] {escape(redact(message))}", markup=True, emoji=False)
+    err_console.print(f"[bold red]error:[/] {escape(one_line(message))}", markup=True, emoji=False)
 
 
 def warning(message: str) -> None:
     """One line on stderr: ``warning: <message>``."""
     err_console.print(
-        f"[bold yellow]warning:[/] {escape(redact(message))}", markup=True, emoji=False
+        f"[bold yellow]warning:[/] {escape(one_line(message))}", markup=True, emoji=False
     )
 
 
 def info(message: str) -> None:
     """One plain line on stdout."""
-    out_console.print(redact(message), markup=False, emoji=False)
+    out_console.print(printable(redact(message)), markup=False, emoji=False)
 
 
 @contextmanager
@@ -63,9 +70,9 @@ def epoch_progress(total: int, enabled: bool) -> Iterator:
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     """A table on stdout."""
-    shown = Table(title=redact(title), title_justify="left")
+    shown = Table(title=escape(printable_line(redact(title))), title_justify="left")
     for column in columns:
-        shown.add_column(redact(column))
+        shown.add_column(escape(printable_line(redact(column))))
     for row in rows:
-        shown.add_row(*(redact(str(cell)) for cell in row))
+        shown.add_row(*(escape(printable_line(redact(str(cell)))) for cell in row))
     out_console.print(shown)

@@ -36,6 +36,16 @@ def first_line(err: BaseException) -> str:
     return lines[0] if lines else type(err).__name__
 
 
+def unwritable_line(err: OSError) -> str:
+    """One line for a file or folder nnexp (or Hydra, making the run's folder) could not write:
+    which, why, and where to launch instead."""
+    where = f" {err.filename}" if err.filename else ""
+    return (
+        f"cannot write{where} ({err.strerror or err}); launch from a folder you can write, or "
+        "point hydra.run.dir (hydra.sweep.dir with -m) at one"
+    )
+
+
 def exit_code(err: BaseException) -> int:
     """1 for a run that started and failed, 128 + N for signal N (130 Ctrl-C, 143 SIGTERM), 2 for
     any other error a user can act on (bad input)."""

@@ -1,13 +1,14 @@
 """Sweep jobs that train together. Jobs whose resolved configs are equal except for the per-copy
-keys (``optim.lr``, ``regularization.l2``, ``seed``, ``dataset.seed``) and whose data are equal
-(same dataset digest) form a group; a group trains as ONE batched ``core.train`` call on the
-S = Σ train.seeds copies of its jobs, each copy with its own lr, λ and generator. Each job's
-slice of the result is what the job trains alone, bit for bit."""
+keys (``optim.lr``, ``optim.momentum``, ``regularization.l2``, ``seed``, ``dataset.seed``) and
+whose data are equal (same dataset digest) form a group; a group trains as ONE batched
+``core.train`` call on the S = Σ train.seeds copies of its jobs, each copy with its own lr, λ,
+momentum and generator. Each job's slice of the result is what the job trains alone, bit for
+bit."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,12 +17,19 @@ from nnexp import core, memory
 from nnexp.job import Job, params_view
 
 #: Keys that may differ between the copies of one batched computation.
-PER_COPY_KEYS = (("optim", "lr"), ("regularization", "l2"), ("seed",), ("dataset", "seed"))
+PER_COPY_KEYS = (
+    ("optim", "lr"),
+    ("optim", "momentum"),
+    ("regularization", "l2"),
+    ("seed",),
+    ("dataset", "seed"),
+)
 
 
 def group_key(job: Job) -> str:
     """Equal keys, same arrays and schedule: the resolved config without the per-copy keys and
-    the keys that only say where results go (bar ``tracking.log_every``), plus the data digest."""
+    the keys that only say where results go (bar ``tracking.log_every`` and the metrics
+    recorded), plus the data digest."""
     view = json.loads(json.dumps(params_view(job.cfg)))
     for path in PER_COPY_KEYS:
         node = view
@@ -29,6 +37,7 @@ def group_key(job: Job) -> str:
             node = node.get(part, {})
         node.pop(path[-1], None)
     view["log_every"] = job.cfg["tracking"]["log_every"]
+    view["record"] = list(job.metric_names)
     return json.dumps([view, job.dataset.digest()], sort_keys=True)
 
 
@@ -65,17 +74,22 @@ def split_to_fit(
 
 @dataclass
 class Points:
-    """The costs recorded so far: epochs, and per recorded epoch train/test cost (S,)."""
+    """The metrics recorded so far: epochs, and per metric name one (S,) row per recorded
+    epoch."""
 
     epochs: list[int] = field(default_factory=list)
-    train: list[np.ndarray] = field(default_factory=list)
-    test: list[np.ndarray] = field(default_factory=list)
+    values: dict[str, list[np.ndarray]] = field(default_factory=dict)
 
-    def add(self, epoch: int, train_cost: np.ndarray, test_cost: np.ndarray) -> None:
+    def add(self, epoch: int, values: Mapping[str, np.ndarray]) -> None:
         """Keep one recorded epoch."""
         self.epochs.append(epoch)
-        self.train.append(train_cost)
-        self.test.append(test_cost)
+        for name, row in values.items():
+            self.values.setdefault(name, []).append(row)
+
+    @property
+    def train(self) -> list[np.ndarray]:
+        """The train_cost rows."""
+        return self.values.get("train_cost", [])
 
 
 @dataclass
@@ -114,10 +128,15 @@ def train_group(
         l2=per_copy(jobs, lambda job: job.hp.l2),
         reduction=first.hp.reduction,
         batch_size=first.hp.batch_size,
+        optimizer=first.hp.optimizer,
+        options={
+            key: per_copy(jobs, lambda job, key=key: job.hp.options[key])
+            for key in first.hp.options
+        },
     )
 
-    def record(epoch: int, train_cost: np.ndarray, test_cost: np.ndarray) -> None:
-        points.add(epoch, train_cost, test_cost)
+    def record(epoch: int, values: Mapping[str, np.ndarray]) -> None:
+        points.add(epoch, values)
         if on_record is not None:
             on_record(epoch)
 
@@ -131,6 +150,7 @@ def train_group(
             rngs,
             record_every=first.cfg["tracking"]["log_every"],
             on_record=record,
+            record=first.metric_names,
         )
     finally:
         start = 0
@@ -155,8 +175,11 @@ def slices(
     copies diverged keeps the records up to the epoch its last copy stopped, as alone.
     Without ``diverged_at`` (training stopped early), a copy's first non-finite record."""
     epochs = np.asarray(points.epochs, dtype=int)
-    train = np.asarray(points.train).reshape(len(epochs), -1)
-    test = np.asarray(points.test).reshape(len(epochs), -1)
+    values = {
+        name: np.asarray(rows).reshape(len(epochs), -1) for name, rows in points.values.items()
+    }
+    copies = sum(len(job.rngs) for job in jobs)
+    train = values.get("train_cost", np.empty((0, copies)))
     parts, start = [], 0
     for job in jobs:
         stop = start + len(job.rngs)
@@ -173,8 +196,7 @@ def slices(
             keep = int(np.searchsorted(epochs, max(diverged), side="right"))
         history = core.History(
             epochs=[int(e) for e in epochs[:keep]],
-            train_cost=list(train[:keep, start:stop]),
-            test_cost=list(test[:keep, start:stop]),
+            values={name: list(rows[:keep, start:stop]) for name, rows in values.items()},
         )
         parts.append(Slice(job.W1, job.W2, history, diverged))
         start = stop

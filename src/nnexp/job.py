@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from nnexp import config, core, memory, privacy
 from nnexp.data import Dataset, load_dataset
+from nnexp.data.registry import REGISTRY
 from nnexp.errors import UserError
 from nnexp.hydra_errors import HYDRA_ERRORS, hydra_error_line
 from nnexp.weights import load_weights
@@ -73,6 +74,13 @@ class Job:
     W2: np.ndarray
     rngs: list[np.random.Generator]
     hp: core.Hyperparams
+
+    @property
+    def metric_names(self) -> list[str]:
+        """What the run records: the costs, accuracy on a classification dataset, and the
+        training dynamics with ``tracking.dynamics``."""
+        classification = REGISTRY[self.cfg["dataset"]["name"]].classification
+        return core.metric_names(classification, self.cfg["tracking"]["dynamics"])
 
     @property
     def seeds(self) -> list[int]:
@@ -137,9 +145,11 @@ def prepare(cfg: DictConfig, ctx: JobContext) -> Job:
     dataset = load_dataset(spec, data_stream(spec["seed"]))
     model, dtype = resolved["model"], np.dtype(resolved["model"]["dtype"])
     seeds = range(resolved["seed"], resolved["seed"] + resolved["train"]["seeds"])
+    optim = resolved["optim"]
+    optimizer = core.OPTIMIZERS[optim["name"]].cls
     needed = memory.training_bytes(
         max(len(dataset.X_train), len(dataset.X_test)), dataset.d, model["hidden"], dataset.k,
-        len(seeds), resolved["optim"]["batch_size"], dtype.itemsize,
+        len(seeds), optim["batch_size"], dtype.itemsize, optimizer.state,
     )  # fmt: skip
     sizes = f"model.hidden={model['hidden']} with train.seeds={len(seeds)}"
     memory.require(needed, sizes, "lower model.hidden, train.seeds or optim.batch_size")
@@ -154,13 +164,14 @@ def prepare(cfg: DictConfig, ctx: JobContext) -> Job:
         W1, W2 = core.init_weights(
             dataset.d, model["hidden"], dataset.k, model["init"], rngs, dtype
         )
-    optim = resolved["optim"]
     hp = core.Hyperparams(
         lr=optim["lr"],
         epochs=optim["epochs"],
         l2=resolved["regularization"]["l2"],
         reduction=resolved["cost"]["reduction"],
         batch_size=optim["batch_size"],
+        optimizer=optim["name"],
+        options={key: optim[key] for key in optimizer.options},
     )
     return Job(resolved, dataset, W1, W2, rngs, hp)
 

@@ -1,12 +1,14 @@
 """Hydra's submitit SLURM launcher, with every job the cluster loses (cancelled, timed out, killed
 for memory, its node lost) recorded as a failed job of the sweep instead of ending the sweep, and
-a resumed sweep's finished jobs left out of the submission."""
+a resumed sweep's finished jobs left out of the submission, and the sweep's jobs cancelled when
+a stop signal reaches the launching process."""
 
 from __future__ import annotations
 
 import itertools
 import logging
 import signal
+import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +21,9 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from nnexp import console
 from nnexp.callbacks import current_sweep, write_failure
+from nnexp.hydra_private import submitit_usr_sig
 from nnexp.progress import record_job_end
+from nnexp.signals import Terminated
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +69,15 @@ def wait(job: Any) -> None:
         time.sleep(1)
 
 
+def cancel(jobs: Sequence[Any]) -> None:
+    """On a stop signal in the launching process: cancel the sweep's jobs still queued or running
+    (one ``scancel`` for all), so none starts after it; a running one ends KILLED by SLURM's
+    SIGTERM. Finished jobs are left as they are."""
+    pending = [job.job_id for job in jobs if not job.done()]
+    if pending:
+        subprocess.call(["scancel", *pending], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def job_folder(config: DictConfig) -> Path:
     """A sweep job's output folder, from its config as composed for it."""
     return Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)
@@ -74,9 +87,7 @@ def ignore_early_warning() -> None:
     """In the job: ignore the signal SLURM sends ahead of the time limit. submitit would requeue
     the job from scratch or raise its own error inside the training; instead the job trains on
     until SLURM ends it, and the launcher records it with SLURM's reason (TIMEOUT, PREEMPTED)."""
-    import submitit
-
-    signal.signal(submitit.JobEnvironment._usr_sig(), signal.SIG_IGN)
+    signal.signal(submitit_usr_sig(), signal.SIG_IGN)
 
 
 class SlurmLauncher(submitit_launcher.SlurmLauncher):
@@ -128,8 +139,12 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
                     strict=True,
                 ),
             )
-            for job, (overrides, num) in zip(jobs, to_submit, strict=True):
-                results[num] = self._collect(job, overrides, num)
+            try:
+                for job, (overrides, num) in zip(jobs, to_submit, strict=True):
+                    results[num] = self._collect(job, overrides, num)
+            except (KeyboardInterrupt, Terminated):
+                cancel(jobs)
+                raise
         return [results[num] for _, num in numbered]
 
     def _already_finished(

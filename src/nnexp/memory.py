@@ -50,11 +50,19 @@ def dataset_bytes(spec: dict) -> int:
 
 
 def training_bytes(
-    rows: int, d: int, hidden: int, k: int, seeds: int, batch: int | None, itemsize: int
+    rows: int,
+    d: int,
+    hidden: int,
+    k: int,
+    seeds: int,
+    batch: int | None,
+    itemsize: int,
+    optimizer_state: int = 0,
 ) -> int:
-    """Weights with their gradients and updates, and each copy's activations and deltas for a
-    batch (or the whole training or test set) of ``rows``."""
-    weights = 4 * seeds * (d * hidden + hidden * k)
+    """Weights with their gradients and updates and the optimizer's ``optimizer_state`` buffers
+    (velocities: ``Optimizer.state``), and each copy's activations and deltas for a batch (or the
+    whole training or test set) of ``rows``."""
+    weights = (4 + optimizer_state) * seeds * (d * hidden + hidden * k)
     batch_rows = rows if batch is None else min(batch, rows)
     activations = 3 * seeds * max(batch_rows, rows) * (hidden + k)
     return itemsize * (weights + activations)

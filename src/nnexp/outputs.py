@@ -97,18 +97,14 @@ def _curve(
 
 
 def _costs(result: TrainResult, seeds: list[int], path: Path) -> Path:
-    epochs, train_cost, test_cost = result.history.as_arrays()
+    """costs.csv: one row per recorded epoch and seed, one column per metric the run records."""
+    names = list(result.history.values)
+    columns = [result.history.metric(name) for name in names]
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["epoch", "seed", "train_cost", "test_cost"])
-        for row, epoch in enumerate(epochs):
+        writer.writerow(["epoch", "seed", *names])
+        for row, epoch in enumerate(result.history.epochs):
             for column, seed in enumerate(seeds):
-                writer.writerow(
-                    [
-                        int(epoch),
-                        seed,
-                        repr(float(train_cost[row, column])),
-                        repr(float(test_cost[row, column])),
-                    ]
-                )
+                values = [repr(float(metric[row, column])) for metric in columns]
+                writer.writerow([int(epoch), seed, *values])
     return path

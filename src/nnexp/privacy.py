@@ -9,6 +9,7 @@ import os
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 MASK = "***"
 #: Names of keys and query fields that hold a credential.
@@ -34,6 +35,11 @@ _FIELD = re.compile(
     rf"(?<![\w.-])(?P<key>[\w.-]*(?:{SECRET_WORDS})[\w.-]*)=(?P<secret>[^\s&;'\"#]+)", re.IGNORECASE
 )
 _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]+")
+# scheme://user: at the start of a whole URI; its password runs to the URI's last @.
+_USERINFO_HEAD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"/?#:@\\]*:")
+#: What a password keeps unencoded in a URI: RFC 3986's sub-delims but the quote, ":" and "%"
+#: (taken as already encoded).
+_PASSWORD_SAFE = "!$&()*+,;=:%"
 
 
 def redact(text: str) -> str:
@@ -73,15 +79,52 @@ def redact_values(values: Mapping[str, object]) -> dict[str, str]:
     return {key: redact(str(value)) for key, value in values.items()}
 
 
+def split_password(uri: str) -> tuple[str, str, str] | None:
+    """(``scheme://user:``, the password, ``@host…``) of a whole URI whose password may hold
+    any character, ``/ ? # @`` and blanks included (it runs to the last @, as in ``redact``:
+    ``scheme://host:5000/a@b`` reads as user ``host``); None without one."""
+    head = _USERINFO_HEAD.match(uri)
+    at = uri.rfind("@")
+    if head is None or at < head.end():
+        return None
+    password = uri[head.end() : at]
+    return head.group(), password, uri[at:]
+
+
+def encode_password(uri: str) -> str:
+    """``uri`` with the characters of its password that end a URI's user part (``/ ? # @``,
+    blanks, quotes …) percent-encoded, so every URI parser reads the same host and password."""
+    parts = split_password(uri)
+    if parts is None:
+        return uri
+    head, password, tail = parts
+    return f"{head}{quote(password, safe=_PASSWORD_SAFE)}{tail}"
+
+
+def _masked(uri: str) -> str:
+    """A whole URI with its password, whatever characters it holds, replaced by the mask."""
+    parts = split_password(uri)
+    return redact(uri) if parts is None else f"{parts[0]}{MASK}{parts[2]}"
+
+
 def hide_secret_args(args: list[str]) -> tuple[list[str], bool]:
-    """Command-line arguments with their URIs redacted (so Hydra never sees, saves or logs a
-    password), the real URIs remembered for this process and its jobs; and whether any was found."""
-    found = [uri for arg in args for uri in _URI.findall(arg) if redact(uri) != uri]
+    """Command-line arguments with their URIs' passwords masked (so Hydra never sees, saves or
+    logs one), the real URIs remembered for this process and its jobs; and whether any was found.
+    A URI runs from its scheme to the end of the argument: the shell already split the words."""
+    hidden, found = [], []
+    for arg in args:
+        start = _URI.search(arg)
+        uri = arg[start.start() :] if start else ""
+        if uri and _masked(uri) != uri:
+            found.append(uri)
+            hidden.append(arg[: start.start()] + _masked(uri))
+        else:
+            hidden.append(arg)
     if not found:
         return args, False
     remembered = json.loads(os.environ.get(PRIVATE_URIS_ENV, "[]"))
     os.environ[PRIVATE_URIS_ENV] = json.dumps(sorted({*remembered, *found}))
-    return [_URI.sub(lambda m: redact(m.group()), arg) for arg in args], True
+    return hidden, True
 
 
 def reveal(uri: str) -> str:
@@ -93,7 +136,7 @@ def reveal(uri: str) -> str:
     candidates = json.loads(os.environ.get(PRIVATE_URIS_ENV, "[]"))
     candidates.append(os.environ.get("MLFLOW_TRACKING_URI", ""))
     for candidate in candidates:
-        if candidate and redact(candidate) == uri:
+        if candidate and uri in (_masked(candidate), redact(candidate)):
             return candidate
     return uri.replace(f":{MASK}@", "@", 1)
 

@@ -25,6 +25,7 @@ from rich.progress import (
 )
 
 from nnexp.console import err_console
+from nnexp.printable import printable_line
 
 PROGRESS_FILE = ".nnexp_progress.jsonl"
 #: How often the launching process looks for finished jobs (seconds).
@@ -162,4 +163,5 @@ class SweepProgress:
                 best=self.tally.best_text(),
             )
         else:
-            print(plain_line(self.tally, self.total, elapsed, record), file=sys.stderr, flush=True)
+            line = printable_line(plain_line(self.tally, self.total, elapsed, record))
+            print(line, file=sys.stderr, flush=True)

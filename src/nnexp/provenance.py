@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import socket
 import subprocess
 from dataclasses import dataclass
@@ -28,10 +29,39 @@ class CodeVersion:
         return f"{self.commit}+dirty.{self.diff_hash}" if self.dirty else self.commit
 
 
+#: git's whole environment: the PATH nnexp was started with (read at import, before any config
+#: is composed), no other variable of the user's or a job's (GIT_*, HOME, XDG_CONFIG_HOME), no
+#: system or global config file; only the repository's own .git/config applies.
+GIT_ENV = {
+    "PATH": os.environ.get("PATH", os.defpath),
+    "HOME": "/nonexistent",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_OPTIONAL_LOCKS": "0",
+    "LC_ALL": "C",
+}
+#: Settings that would make git run a program, turned off whatever the repository's config says.
+GIT_SAFE = (
+    "-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null", "-c", "diff.external=",
+    "-c", "core.pager=cat", "-c", "core.sshCommand=false",
+)  # fmt: skip
+
+
 def _git(*args: str) -> str | None:
+    """git's output in nnexp's source folder, run with ``GIT_ENV`` and ``GIT_SAFE``."""
+    program = shutil.which("git", path=GIT_ENV["PATH"])
+    if program is None:
+        return None
     try:
         done = subprocess.run(
-            ["git", *args], cwd=SOURCE_DIR, capture_output=True, text=True, timeout=20, check=False
+            [program, *GIT_SAFE, *args],
+            cwd=SOURCE_DIR,
+            env=GIT_ENV,
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -40,11 +70,12 @@ def _git(*args: str) -> str | None:
 
 @cache
 def code_version() -> CodeVersion:
-    """The commit of the checkout nnexp runs from ("unknown" outside git)."""
+    """The commit of the checkout nnexp runs from ("unknown" outside git). ``nnexp-train`` asks
+    in the launching process before Hydra runs, so no job's environment reaches git."""
     commit = _git("rev-parse", "HEAD")
     if commit is None:
         return CodeVersion("unknown", False, "")
-    diff = _git("diff", "HEAD") or ""
+    diff = _git("diff", "--no-ext-diff", "--no-textconv", "HEAD") or ""
     return CodeVersion(commit.strip(), bool(diff), hashlib.sha256(diff.encode()).hexdigest()[:12])
 
 

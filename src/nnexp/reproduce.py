@@ -1,8 +1,11 @@
 """``nnexp reproduce RUN_ID``: retrain a logged run from its resolved config.yaml into a new run
-tagged ``nnexp.reproduces=RUN_ID``, then compare weights and cost curves value by value."""
+tagged ``nnexp.reproduces=RUN_ID``, in a process pinned to the run's recorded OpenBLAS kernel,
+numpy SIMD loops and BLAS thread count (``nnexp.machine``), then compare weights and cost curves
+value by value (``nnexp.verdict``)."""
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -14,13 +17,14 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from threadpoolctl import threadpool_limits
 
-from nnexp import config, provenance
+from nnexp import config, machine, provenance
 from nnexp.errors import UserError
 from nnexp.hydra_errors import hydra_error_line
 from nnexp.job import JobContext
 from nnexp.safe_yaml import read_mapping
 from nnexp.tracking.uri import scheme_of
 from nnexp.train import discard_unused_output, train
+from nnexp.verdict import deviation
 from nnexp.vocabulary import (
     BLAS_THREADS_TAG,
     CODE_VERSION_TAG,
@@ -31,6 +35,7 @@ from nnexp.vocabulary import (
     VERSION_TAG_PREFIX,
     whole_number,
 )
+from nnexp.weights import check_stored_weights, read_stored_weights
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -39,10 +44,22 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Difference:
-    """One compared array or metric: its name and how it differs (None when identical)."""
+    """One compared array or metric: its name, how it differs (None when identical) and by how
+    much (``verdict.deviation``)."""
 
     name: str
     difference: str | None
+    deviation: float = 0.0
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    """The new run, each compared value's difference, and why the bits may differ (one line per
+    fact of the machine that could not be pinned)."""
+
+    run_id: str
+    differences: list[Difference]
+    reasons: list[str]
 
 
 def load_run(client: MlflowClient, run_id: str) -> Run:
@@ -122,14 +139,23 @@ def logged_config(client: MlflowClient, run: Run, uri: str, folder: Path) -> Dic
     return cfg
 
 
-def retrain(cfg: DictConfig, run: Run, output_root: Path) -> str:
-    """Train ``cfg`` as a new single run tagged nnexp.reproduces, with the BLAS thread count the
-    run recorded; returns the new run id."""
+def recorded_threads(run: Run) -> int | None:
+    """The BLAS thread count the run recorded (None if it recorded none)."""
+    recorded = run.data.tags.get(BLAS_THREADS_TAG, "")
+    return int(recorded) if whole_number(recorded) and int(recorded) > 0 else None
+
+
+def deterministic_run(run: Run) -> bool:
+    """Whether the run was trained with model.deterministic=true."""
+    return run.data.params.get("model.deterministic", "").lower() == "true"
+
+
+def retrain(cfg: DictConfig, run: Run, output_root: Path, threads: int | None) -> str:
+    """Train ``cfg`` as a new single run tagged nnexp.reproduces, with ``threads`` BLAS threads
+    (None: as they are); returns the new run id."""
     output_root.mkdir(parents=True, exist_ok=True)
     output_dir = Path(tempfile.mkdtemp(prefix=f"{run.info.run_id[:8]}-", dir=output_root))
     ctx = JobContext(launch_dir=Path.cwd(), output_dir=output_dir)
-    recorded = run.data.tags.get(BLAS_THREADS_TAG, "")
-    threads = int(recorded) if whole_number(recorded) and int(recorded) > 0 else None
     try:
         with threadpool_limits(limits=threads, user_api="blas"):
             outcome = train(cfg, ctx, extra_tags={REPRODUCES_TAG: run.info.run_id})
@@ -139,34 +165,83 @@ def retrain(cfg: DictConfig, run: Run, output_root: Path) -> str:
     return outcome.run_id
 
 
+def machine_reasons(run: Run, pin: bool) -> list[str]:
+    """Why this process cannot compute run ``run``'s bits: one line per fact of its recorded
+    machine that differs here. With ``pin``, the process is first restarted with the recorded
+    OpenBLAS kernel and numpy SIMD loops where this CPU has them (``pinned_environment``); a
+    deterministic run's process is restarted on the baseline even without."""
+    recorded, here = machine.Machine.from_tags(run.data.tags), machine.this_machine()
+    threads, deterministic = recorded_threads(run), deterministic_run(run)
+    if pin and recorded is not None:
+        machine.restart_with(
+            machine.pinned_environment(recorded, here, machine.cpu_flags(), os.environ)
+        )
+    elif deterministic:
+        machine.restart_with(machine.baseline_environment(here, os.environ))
+    reasons = []
+    if not pin and not deterministic and threads not in (None, provenance.blas_threads()):
+        reasons.append(f"BLAS threads {provenance.blas_threads()} here, {threads} recorded")
+    if recorded is None:
+        return [
+            *reasons,
+            f"run {run.info.run_id} recorded no machine (made before nnexp recorded one), so "
+            "only its BLAS thread count is pinned",
+        ]
+    return reasons + machine.differences(recorded, here, machine.cpu_flags())
+
+
 def reproduce(
-    client: MlflowClient, run_id: str, warn: Callable[[str], None]
-) -> tuple[str, list[Difference]]:
-    """Retrain run ``run_id`` into a new run (its files under outputs/reproduce/), after passing
-    each provenance warning to ``warn``; returns the new run id and the differences."""
+    client: MlflowClient, run_id: str, warn: Callable[[str], None], pin: bool = True
+) -> Reproduction:
+    """Retrain run ``run_id`` into a new run (its files under outputs/reproduce/), pinned as
+    ``machine_reasons`` says and to the recorded BLAS thread count (with ``pin``), after passing
+    each provenance warning and each reason the bits may differ to ``warn``."""
     run = load_run(client, run_id)
+    reasons = machine_reasons(run, pin)
     with tempfile.TemporaryDirectory(prefix="nnexp-reproduce-") as scratch:
         cfg = logged_config(client, run, client.tracking_uri, Path(scratch))
+        path = _download_weights(client, run_id, Path(scratch) / "checked")
+        check_stored_weights(path, _stored_where(run_id), int(cfg.model.hidden))
         for warning in provenance_warnings(run):
             warn(warning)
-        new = retrain(cfg, run, Path.cwd() / "outputs" / "reproduce")
-        return new, compare(client, run_id, new, Path(scratch))
+        for reason in reasons:
+            warn(f"not bit for bit: {reason}")
+        threads = recorded_threads(run) if pin else None
+        new = retrain(cfg, run, Path.cwd() / "outputs" / "reproduce", threads)
+        return Reproduction(new, compare(client, run_id, new, Path(scratch)), reasons)
 
 
 def compare(client: MlflowClient, original: str, new: str, folder: Path) -> list[Difference]:
     """Weights (every array of weights.npz) and every metric's history, original vs new."""
     arrays = [_weights(client, run_id, folder / run_id) for run_id in (original, new)]
-    found = [Difference(name, _array_difference(a, b)) for name, a, b in _pairs(*arrays)]
     metrics = [_histories(client, run_id) for run_id in (original, new)]
-    found += [Difference(name, _array_difference(a, b)) for name, a, b in _pairs(*metrics)]
-    return found
+    return [
+        Difference(name, _array_difference(a, b), deviation(a, b))
+        for name, a, b in [*_pairs(*arrays), *_pairs(*metrics)]
+    ]
+
+
+def _stored_where(run_id: str) -> str:
+    return f"run {run_id}'s weights.npz"
+
+
+def _download_weights(client: MlflowClient, run_id: str, folder: Path) -> Path:
+    """The run's weights.npz downloaded into ``folder``; one line when the run has none."""
+    from nnexp.tracking.store import store_errors
+
+    folder.mkdir(parents=True)
+    with store_errors(client.tracking_uri):
+        if "weights.npz" not in {entry.path for entry in client.list_artifacts(run_id)}:
+            raise UserError(
+                f"{_stored_where(run_id)} is missing from its artifacts (deleted?); "
+                "without it the run cannot be compared"
+            )
+        return Path(client.download_artifacts(run_id, "weights.npz", str(folder)))
 
 
 def _weights(client: MlflowClient, run_id: str, folder: Path) -> dict[str, np.ndarray]:
-    folder.mkdir(parents=True)
-    path = client.download_artifacts(run_id, "weights.npz", str(folder))
-    with np.load(path, allow_pickle=False) as archive:
-        return {name: archive[name] for name in archive.files}
+    path = _download_weights(client, run_id, folder)
+    return read_stored_weights(path, _stored_where(run_id))
 
 
 def _histories(client: MlflowClient, run_id: str) -> dict[str, np.ndarray]:

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
 from nnexp import console
+from nnexp.errors import UserError
 from nnexp.privacy import redact
 from nnexp.tracking.auth import admin_password, auth_environment
 from nnexp.tracking.uri import check_scheme, check_store, scheme_of, sqlite_path
@@ -70,10 +72,31 @@ def artifact_destination(artifacts: str, work_dir: Path) -> str:
     return str(folder)
 
 
+def check_port(host: str, port: int) -> None:
+    """Bind ``host:port`` once and let it go, as the server will (SO_REUSEADDR, as uvicorn): a
+    port in use, a privileged port or an address not of this machine is one line, before
+    anything starts (MLflow would print a traceback and still exit 0)."""
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as err:
+        raise UserError(f"--host {host} cannot be resolved ({err.strerror}); check it") from None
+    for family, kind, protocol, _, address in addresses:
+        with socket.socket(family, kind, protocol) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as err:
+                raise UserError(
+                    f"nnexp server cannot listen on {host}:{port} ({err.strerror}); "
+                    "choose another --port, or stop what listens there"
+                ) from None
+
+
 def serve(
     host: str, port: int, backend_uri: str | None, artifacts: str | None, workers: int, auth: bool
 ) -> None:
     """Replace this process by `mlflow server` (Ctrl-C and signals reach MLflow directly)."""
+    check_port(host, port)
     password = admin_password(dict(os.environ)) if auth else None
     work_dir = Path.cwd()
     backend = prepare_store(backend_uri or f"sqlite:///{work_dir}/mlflow.db", work_dir)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from nnexp import console
+from nnexp import console, sweep_folder
 from nnexp.callbacks import write_failure
 from nnexp.errors import UserError
 from nnexp.groups import Points, Slice, group_jobs, slices, split_to_fit, train_group
@@ -23,7 +23,7 @@ from nnexp.outputs import write_outputs
 from nnexp.progress import record_job_end
 from nnexp.signals import Terminated, raise_pending, signals_deferred
 from nnexp.train import checked, diverged_error, job_tags, open_tracker
-from nnexp.vocabulary import ERROR_TAG, STATUS_TAG, cost_metrics
+from nnexp.vocabulary import ERROR_TAG, STATUS_TAG, metric_values
 
 #: A group training longer than this opens its children and streams their points this often
 #: (seconds; as ``tracking.run.FLUSH_SECONDS``, which is not imported: it imports mlflow).
@@ -204,27 +204,39 @@ class GroupLog:
         return self.children[index]
 
     def new_points(self, index: int) -> list[tuple[int, dict[str, float]]]:
-        """The job's recorded costs not yet sent, as its run alone logs them."""
+        """The job's recorded metrics not yet sent, as its run alone logs them."""
         begin, end = self.offsets[index], self.offsets[index + 1]
         seeds = self.group[index].job.seeds
         points = self.points
         return [
             (
                 points.epochs[r],
-                cost_metrics(points.train[r][begin:end], points.test[r][begin:end], seeds),
+                metric_values(
+                    {name: rows[r][begin:end] for name, rows in points.values.items()}, seeds
+                ),
             )
             for r in range(self.sent, len(points.epochs))
         ]
 
-    def end(self, index: int, status: str, label: str, reason: str | None, files: list[Path]):
-        """Send the job's last points with its status (and reason), upload its files, end it."""
+    def end(
+        self,
+        index: int,
+        status: str,
+        label: str,
+        reason: str | None,
+        files: list[Path],
+        summary: tuple[int, dict[str, float]] | None = None,
+    ):
+        """Send the job's last points (and its ``summary``: best values at the last epoch, as
+        its run alone logs them) with its status (and reason), upload its files, end it."""
         writer = self.writer(index)
         if writer is None:
             return
         child = self.child(index)
         end_tags = {STATUS_TAG: label} | ({ERROR_TAG: reason[:5000]} if reason else {})
+        points = self.new_points(index) + ([summary] if summary is not None else [])
         try:
-            writer.send(child, self.new_points(index), end_tags)
+            writer.send(child, points, end_tags)
             writer.end(child, files, status)
         except UserError as err:
             writer.abandon(child, str(err))
@@ -234,7 +246,9 @@ class GroupLog:
 def run_group(
     group: Sequence[SweepJob], trackers: Trackers, on_end: Callable[[SweepJob], None] | None
 ) -> None:
-    """Train the group as one batched computation, then record each of its jobs."""
+    """Train the group as one batched computation, then record each of its jobs; none starts
+    once the sweep is stopping (whichever process runs the group)."""
+    sweep_folder.refuse_after_stop(group[0].ctx.sweep_dir)
     jobs = [item.job for item in group]
     points = Points()
     log = GroupLog(group, trackers, points)
@@ -276,20 +290,22 @@ def record(
     written), or as ``ended`` (status, label, reason) says when its group stopped early."""
     item = log.group[index]
     job, ctx = item.job, item.ctx
-    status, label, reason, files = "FINISHED", "finished", None, {}
+    status, label, reason, files, summary = "FINISHED", "finished", None, {}, None
     if ended is not None:
         status, label, reason = ended
-    elif (error := diverged_error(job, part.diverged_at)) is not None:
-        status, label, reason = "FAILED", "diverged", str(error)
     else:
-        try:
-            files = write_outputs(
-                job.cfg, job.dataset, part.result, job.seeds, ctx.output_dir, figure=False
-            )
-        except UserError as err:
-            status, label, reason = "FAILED", "failed", str(err)
+        summary = (part.history.epochs[-1], metric_values(part.history.summaries(), job.seeds))
+        if (error := diverged_error(job, part.diverged_at)) is not None:
+            status, label, reason = "FAILED", "diverged", str(error)
+        else:
+            try:
+                files = write_outputs(
+                    job.cfg, job.dataset, part.result, job.seeds, ctx.output_dir, figure=False
+                )
+            except UserError as err:
+                status, label, reason = "FAILED", "failed", str(err)
     try:
-        log.end(index, status, label, reason, list(files.values()))
+        log.end(index, status, label, reason, list(files.values()), summary)
     except UserError as err:
         status, reason = "FAILED", str(err)
     if status == "KILLED":

@@ -16,9 +16,26 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from nnexp import config, console, core, privacy, safe_config
+from nnexp import (
+    config,
+    console,
+    core,
+    deterministic,
+    output_folders,
+    privacy,
+    provenance,
+    safe_config,
+    sweep_folder,
+)
 from nnexp.callbacks import SweepAborted, sweep_scope, write_failure
-from nnexp.errors import RunFailed, TrainingDiverged, UserError, exit_code
+from nnexp.errors import (
+    BAD_INPUT,
+    RunFailed,
+    TrainingDiverged,
+    UserError,
+    exit_code,
+    unwritable_line,
+)
 from nnexp.hydra_errors import HYDRA_ERRORS, hydra_error_line
 from nnexp.job import (
     Job,
@@ -33,7 +50,7 @@ from nnexp.outputs import write_outputs
 from nnexp.progress import record_job_end
 from nnexp.signals import Terminated, raise_pending, signals_raise
 from nnexp.untracked import Untracked
-from nnexp.vocabulary import CONFIG_HASH_TAG, JOB_NUM_TAG, OUTPUT_DIR_TAG, cost_metrics
+from nnexp.vocabulary import CONFIG_HASH_TAG, JOB_NUM_TAG, OUTPUT_DIR_TAG, metric_values
 
 
 def train(
@@ -67,6 +84,7 @@ def checked(cfg: DictConfig, ctx: JobContext) -> Job:
     """The job with its data and initial weights; a sweep point whose config is rejected still
     gets its FAILED child run."""
     try:
+        deterministic.check(cfg)
         return prepare(cfg, ctx)
     except UserError as err:
         if ctx.sweep_dir is not None and cfg.tracking.enabled:
@@ -172,18 +190,24 @@ def job_tags(
 
 
 def fit(job: Job, log, interactive: bool) -> core.TrainResult:
-    """Train the job's copies, streaming costs to the run (and a progress bar on a terminal);
-    raise TrainingDiverged if any copy's cost stopped being finite."""
+    """Train the job's copies, streaming its metrics to the run (and a progress bar on a
+    terminal), then their summaries (best values and epochs); raise TrainingDiverged if any
+    copy's cost stopped being finite."""
     data = job.dataset
     dtype = job.W1.dtype
     train_set = (data.X_train.astype(dtype), data.y_train.astype(dtype))
     test_set = (data.X_test.astype(dtype), data.y_test.astype(dtype))
-    with console.epoch_progress(job.hp.epochs, interactive) as progress:
+    with (
+        console.epoch_progress(job.hp.epochs, interactive) as progress,
+        deterministic.training_threads(job.cfg["model"]["deterministic"]),
+    ):
 
-        def on_record(epoch: int, train_cost: np.ndarray, test_cost: np.ndarray) -> None:
+        def on_record(epoch: int, values: Mapping[str, np.ndarray]) -> None:
             raise_pending()
-            log.metrics(epoch, cost_metrics(train_cost, test_cost, job.seeds))
-            progress(epoch, float(np.mean(train_cost)), float(np.mean(test_cost)))
+            log.metrics(epoch, metric_values(values, job.seeds))
+            progress(
+                epoch, float(np.mean(values["train_cost"])), float(np.mean(values["test_cost"]))
+            )
 
         result = core.train(
             job.W1,
@@ -194,7 +218,9 @@ def fit(job: Job, log, interactive: bool) -> core.TrainResult:
             job.rngs,
             record_every=job.cfg["tracking"]["log_every"],
             on_record=on_record,
+            record=job.metric_names,
         )
+    log.metrics(result.history.epochs[-1], metric_values(result.history.summaries(), job.seeds))
     if (error := diverged_error(job, result.diverged_at)) is not None:
         raise error
     return result
@@ -232,7 +258,8 @@ def keep_run_error(error: UserError) -> None:
 def hydra_task(cfg: DictConfig) -> float | None:
     """One Hydra job. A single run's error goes to ``main`` (a rejected run's folder removed
     first); a sweep job's failure is recorded and the sweeper gets ``sweep.failed_objective``,
-    so the sweep goes on. A sweep job's end is appended to the sweep's progress file."""
+    so the sweep goes on. A sweep job's end is appended to the sweep's progress file; no sweep
+    job starts once its sweep is stopping."""
     ctx = JobContext.from_hydra()
     if ctx.sweep_dir is None:
         try:
@@ -242,6 +269,7 @@ def hydra_task(cfg: DictConfig) -> float | None:
                 discard_unused_output(ctx.output_dir, ctx.launch_dir)
             keep_run_error(err)
             return None
+    sweep_folder.refuse_after_stop(ctx.sweep_dir)
     try:
         outcome = train(cfg, ctx)
     except UserError as err:
@@ -262,16 +290,18 @@ def main() -> None:
     """Console script ``nnexp-train``: run the Hydra app; bad input becomes one line and exit 2,
     a failed run (diverged, store lost, disk full) or a sweep with failed jobs exit 1, an
     interrupted one 128 + its signal (``errors.exit_code``). A password in a URI on the command
-    line is hidden from Hydra (and so from every file and log line) and noted in one warning."""
+    line is hidden from Hydra (and so from every file and log line) and noted in one warning.
+    ``model.deterministic=true`` on the command line first restarts it on the baseline."""
+    deterministic.pin_process(sys.argv[1:])
     os.environ["HYDRA_FULL_ERROR"] = "1"
     privacy.telemetry_off_by_default()
     sys.argv[1:], hidden = privacy.hide_secret_args(sys.argv[1:])
     if hidden:
         console.warning(privacy.ENVIRONMENT_ADVICE)
     config.register_schemas()
-    safe_config.guard_hydra()
+    provenance.code_version()
     try:
-        with signals_raise(), sweep_scope() as sweep:
+        with signals_raise(), safe_config.checked_hydra(), sweep_scope() as sweep:
             hydra_task()
         if (error := _RUN_ERROR.get()) is not None:
             raise error
@@ -282,18 +312,22 @@ def main() -> None:
     except SweepAborted as err:
         console.error(str(err.error))
         code = exit_code(err.error)
+    except OSError as err:
+        console.error(unwritable_line(err))
+        code = BAD_INPUT
     except (KeyboardInterrupt, Terminated) as err:
         code = exit_code(err)
     sys.exit(code)
 
 
 def discard_unused_output(output_dir: Path, launch_dir: Path) -> None:
-    """Remove the folder of a run rejected as bad input when it holds only what Hydra wrote
-    before the job (.hydra/ and the job's log), and the parents that leaves empty, up to the
-    launch folder."""
+    """Remove the folder of a run rejected as bad input when it holds only what Hydra and nnexp
+    wrote before the job (.hydra/, the job's log, the folder's mark), and the parents that
+    leaves empty, up to the launch folder."""
     if not output_dir.is_dir() or launch_dir not in output_dir.parents:
         return
-    if any(p.name != ".hydra" and p.suffix != ".log" for p in output_dir.iterdir()):
+    kept = (".hydra", output_folders.MARK)
+    if any(p.name not in kept and p.suffix != ".log" for p in output_dir.iterdir()):
         return
     shutil.rmtree(output_dir, ignore_errors=True)
     for parent in output_dir.parents:

@@ -1,5 +1,6 @@
-"""The names runs are recorded under, and how to read them back: tags, cost metrics, a run's final
-cost, the latest attempt of each config. Training, tracking, reports and reproduce all speak it.
+"""The names runs are recorded under, and how to read them back: tags, metrics per seed, a run's
+final cost, the latest attempt of each config. Training, tracking, reports and reproduce all
+speak it.
 
 No mlflow import: a run here is anything shaped like ``mlflow.entities.Run`` (``info.run_id``,
 ``info.start_time``, ``data.tags``).
@@ -59,21 +60,20 @@ def cost_key(split: str, stat: str = "") -> str:
     return f"{split}_cost_{stat}" if stat else f"{split}_cost"
 
 
-def cost_metrics(
-    train_cost: np.ndarray, test_cost: np.ndarray, seeds: Sequence[int]
-) -> dict[str, float]:
-    """train_cost/test_cost for one copy; for several, each seed's (``train_cost/seed_3``) and
-    their mean and std. Non-finite values (a diverged copy) are left out."""
-    values: dict[str, float] = {}
-    for split, costs in zip(SPLITS, (train_cost, test_cost), strict=True):
+def metric_values(values: Mapping[str, np.ndarray], seeds: Sequence[int]) -> dict[str, float]:
+    """Each metric's values (S,) under its name for one copy (``train_cost``); for several,
+    each seed's (``train_cost/seed_3``) and their mean and std (``train_cost_mean``,
+    ``train_cost_std``). Non-finite values (a diverged copy) are left out."""
+    found: dict[str, float] = {}
+    for name, per_copy in values.items():
         if len(seeds) == 1:
-            values[cost_key(split)] = costs[0]
+            found[name] = per_copy[0]
             continue
-        values[cost_key(split, "mean")] = float(np.mean(costs))
-        values[cost_key(split, "std")] = float(np.std(costs))
-        for seed, cost in zip(seeds, costs, strict=True):
-            values[f"{cost_key(split)}/seed_{seed}"] = cost
-    return {key: float(value) for key, value in values.items() if math.isfinite(value)}
+        found[f"{name}_mean"] = float(np.mean(per_copy))
+        found[f"{name}_std"] = float(np.std(per_copy))
+        for seed, value in zip(seeds, per_copy, strict=True):
+            found[f"{name}/seed_{seed}"] = value
+    return {key: float(value) for key, value in found.items() if math.isfinite(value)}
 
 
 def final_cost(metrics: Mapping[str, float], split: str) -> float:

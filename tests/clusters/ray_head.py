@@ -1,6 +1,7 @@
-"""A Ray head started as its own process (``ray start --head --block``) in its own session, on
-127.0.0.1, its state in a private temp folder; stopped by SIGTERM to its process group (never
-``ray stop``, which ends every Ray process on the machine)."""
+"""A Ray head started as its own process (``ray start --head --block``) on 127.0.0.1, its state in
+a private temp folder, tethered to the test process (stopped when that process ends, by any
+signal); stopped by SIGTERM to its process group (never ``ray stop``, which ends every Ray
+process on the machine)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+import tethered
 from conftest import BIN, clean_env, free_port, stop_group, wait_for
+from tethered import Tethered
 
 
 class RayHead:
@@ -26,7 +29,7 @@ class RayHead:
         #: the node for up to 30 s (Ray's default, for Ray Serve replicas nnexp does not run).
         self.head_env = {**self.env, "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
         self.log = folder / "ray-head.log"
-        self.process: subprocess.Popen | None = None
+        self.process: Tethered | None = None
 
     def command(self) -> list[str]:
         """The command line of the head (the README shows it)."""
@@ -46,14 +49,7 @@ class RayHead:
         """Start the head; ready once ``ray status`` lists a node, asked only after the head has
         said "Ray runtime started." (each ``ray status`` costs seconds of CPU that the starting
         head needs). Fails with the head's log if it exits first."""
-        with self.log.open("a") as out:
-            self.process = subprocess.Popen(
-                self.command(),
-                env=self.head_env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.process = tethered.start(self.command(), log=self.log, env=self.head_env)
 
         def ready() -> bool:
             if self.process.poll() is not None:

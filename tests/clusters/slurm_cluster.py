@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import tethered
 from conftest import free_port, stop_group, wait_for
 
 CLUSTER = "nnexp"
@@ -25,14 +26,12 @@ class ServiceFailed(AssertionError):
 
 
 class Daemon:
-    """One daemon in the foreground, in its own session, its output in ``log``."""
+    """One daemon in the foreground, tethered to the test process (its own process group, stopped
+    when the test process ends, by any signal), its output in ``log``."""
 
     def __init__(self, name: str, argv: list[str], log: Path, env: dict[str, str]):
         self.name, self.log = name, log
-        with log.open("a") as out:
-            self.process = subprocess.Popen(
-                argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-            )
+        self.process = tethered.start(argv, log=log, env=env)
 
     def check(self) -> None:
         """Raise with the end of the log if the daemon has exited."""

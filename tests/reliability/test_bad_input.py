@@ -79,7 +79,11 @@ CASES = {
         None,
         ["unknown dataset option 'imagenet'", "sleep_study"],
     ),
-    "unknown optim option": (["optim=adam"], None, ["unknown optim option 'adam'", "gd, sgd"]),
+    "unknown optim option": (
+        ["optim=adam"],
+        None,
+        ["unknown optim option 'adam'", "gd, momentum, nesterov, sgd"],
+    ),
     "unknown key": (["model.depth=2"], None, ["model.depth is not a config key", "--cfg job"]),
     "key of another dataset": (["dataset.n=5"], None, ["dataset.n is not a config key"]),
     "added unknown key": (

@@ -56,7 +56,10 @@ def contiguous(steps: list[int]) -> bool:
     return bool(steps) and steps == list(range(0, steps[-1] + 1, FAULT_EVERY))
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize(
+    ("signum", "code"),
+    [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGQUIT, 131)],
+)
 def test_signal_mid_run_ends_it_killed_with_its_metrics(tmp_path, store, signum, code):
     process = start(tmp_path, f"tracking.uri={store}", *FAULT_JOB)
     try:

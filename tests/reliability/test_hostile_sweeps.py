@@ -16,6 +16,7 @@ from conftest import (
     mlflow_client,
     run_cli,
     run_train_probe,
+    sweep_runs,
 )
 from nnexp import provenance
 from nnexp.tracking.repair import process_alive
@@ -74,3 +75,18 @@ def test_resume_while_the_sweep_runs_is_refused_and_kills_nothing(tmp_path, stor
     finally:
         process.kill()
         process.communicate(timeout=60)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("axis", ["dataset.target=zz,qq", "model.hidden=0,-1"])
+def test_a_sweep_whose_jobs_all_fail_ends_its_parent_failed(tmp_path, store, axis):
+    (tmp_path / "d.csv").write_text("a,b,y\n" + "".join(f"{i},{i + 1},{i + 2}\n" for i in range(9)))
+    done = run_cli(
+        "nnexp-train", "-m", f"tracking.uri={store}", "dataset=csv", "dataset.path=d.csv",
+        "dataset.target=y", "optim.epochs=2", "tracking.log_model=false", axis, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    parents, children = sweep_runs(store)
+    assert [p.info.status for p in parents] == ["FAILED"]
+    assert sorted(c.info.status for c in children) == ["FAILED", "FAILED"]

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import urllib.request
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 from hypothesis import given
@@ -29,7 +29,7 @@ from nnexp.privacy import (
     reveal,
     without_secrets,
 )
-from nnexp.tracking.uri import check_server, split_credentials
+from nnexp.tracking.uri import check_server, resolve_uri, split_credentials
 from reliability.conftest import ADMIN_PASSWORD, ON_AUTH_SERVER
 
 USER = "alice"
@@ -161,17 +161,24 @@ def test_reachability_check_parses_the_host_and_never_shows_the_password():
     assert SECRET not in message
 
 
-def test_an_unreachable_server_is_one_error_line_and_one_warning_without_the_password(tmp_path):
+def unreachable_run(folder: Path, password: str) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """nnexp-train against a closed port with ``password`` in the URI: exit 2, a warning and an
+    error line that names the server with the password masked; the process and its lines."""
     port = free_port()
     done = run_cli(
-        "nnexp-train", "optim.epochs=1", f"tracking.uri=http://{USER}:{SECRET}@127.0.0.1:{port}",
-        cwd=tmp_path,
+        "nnexp-train", "optim.epochs=1", f"tracking.uri=http://{USER}:{password}@127.0.0.1:{port}",
+        cwd=folder,
     )  # fmt: skip
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 2, done.stderr
     assert [line.split(":", 1)[0] for line in lines] == ["warning", "error"], lines
-    assert "MLFLOW_TRACKING_PASSWORD" in lines[0] and "PGPASSWORD" in lines[0]
     assert f"at http://{USER}:{MASK}@127.0.0.1:{port} (" in lines[1]
+    return done, lines
+
+
+def test_an_unreachable_server_is_one_error_line_and_one_warning_without_the_password(tmp_path):
+    done, lines = unreachable_run(tmp_path, SECRET)
+    assert "MLFLOW_TRACKING_PASSWORD" in lines[0] and "PGPASSWORD" in lines[0]
     assert_no_leak(tmp_path, [done])
 
 
@@ -308,3 +315,63 @@ def test_mlflow_telemetry_is_off_unless_the_user_opts_in(tmp_path, store, settin
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert f"telemetry disabled: {disabled}" in done.stdout, done.stdout
+
+
+# --- passwords with every character a URI gives a meaning to --------------------------------
+
+#: Letters and every character that ends or splits a URI's user part, quotes and a blank included.
+URL_SPECIAL = ":/?#[]@!$&'()*+,;=% \""
+ANY_PASSWORD = st.text(st.sampled_from("Zq9xK" + URL_SPECIAL), min_size=4, max_size=24).filter(
+    lambda p: unquote(p) == p and MASK not in p and len(set(p) - set(URL_SPECIAL)) >= 2
+)
+
+
+@given(ANY_PASSWORD)
+def test_a_password_of_any_characters_is_hidden_and_reaches_the_right_host(password):
+    """The argument Hydra sees holds the mask alone; the URI the job uses parses to the typed
+    host, port, user and password; every line about it (the unreachable server) shows none of
+    the password."""
+    port = free_port()
+    saved = os.environ.pop(PRIVATE_URIS_ENV, None)
+    try:
+        args, hidden = hide_secret_args([f"tracking.uri=http://{USER}:{password}@127.0.0.1:{port}"])
+        assert hidden
+        assert args == [f"tracking.uri=http://{USER}:{MASK}@127.0.0.1:{port}"]
+        uri = resolve_uri(args[0].split("=", 1)[1], Path("/tmp"))
+        parts = urlsplit(uri)
+        assert (parts.hostname, parts.port, parts.username) == ("127.0.0.1", port, USER)
+        assert unquote(parts.password) == password
+        assert split_credentials(uri) == (f"http://127.0.0.1:{port}", USER, password)
+        with pytest.raises(UserError) as caught:
+            check_server(uri)
+        for text in (str(caught.value), redact(uri), redact(f"at {uri}: refused")):
+            assert MASK in text
+            assert not leaked(password, text), text
+    finally:
+        os.environ.pop(PRIVATE_URIS_ENV, None)
+        if saved is not None:
+            os.environ[PRIVATE_URIS_ENV] = saved
+
+
+def leaked(password: str, text: str) -> bool:
+    """Whether ``text`` shows a piece (3 characters or more holding a letter) of the password,
+    as typed or percent-encoded."""
+    forms = (password, quote(password, safe=""))
+    return any(
+        form[i : i + 3] in text
+        for form in forms
+        for i in range(len(form) - 2)
+        if any(c.isalnum() for c in form[i : i + 3]) and form[i : i + 3] not in USER + "127.0.0.1"
+    )
+
+
+@pytest.mark.parametrize("password", ["Zq9/Sec?ret", "Zq9 S'ec#ret"], ids=["issue 25", "blank"])
+def test_the_cli_shows_no_piece_of_a_password_with_uri_characters(tmp_path, password):
+    done, _ = unreachable_run(tmp_path, password)
+    assert "Traceback" not in done.stderr
+    assert not leaked(password, done.stdout + done.stderr), done.stderr
+    assert not any(leaked(password, p.read_text(errors="replace")) for p in files(tmp_path))
+
+
+def files(folder: Path) -> list[Path]:
+    return [path for path in folder.rglob("*") if path.is_file()]

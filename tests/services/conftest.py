@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, status, wait_for
+import tethered
+from conftest import free_port, status, stop_group, wait_for
+from tethered import Tethered
 
 #: The S3 user the gateway is given (a throw-away cluster on loopback).
 S3_KEY, S3_SECRET = "NNEXPTESTACCESSKEY", "nnexp-test-secret-key"
@@ -40,32 +42,32 @@ def command(*args: str, cwd: Path | None = None, what: str) -> str:
 
 @dataclass
 class Daemons:
-    """Long-running service processes, each in its own session with its output in a log file;
-    stopped in reverse order by SIGTERM (SIGKILL after 20 s)."""
+    """Long-running service processes, each tethered to the test process (``tethered.start``: its
+    own process group, stopped when the test process ends, by any signal) with its output in a log
+    file; stopped in reverse order by their stop signal (SIGKILL after 20 s)."""
 
     folder: Path
-    processes: list[subprocess.Popen] = field(default_factory=list)
+    processes: list[tuple[Tethered, int]] = field(default_factory=list)
 
-    def start(self, name: str, *args: str) -> subprocess.Popen:
-        with (self.folder / f"{name}.out").open("w") as log:
-            process = subprocess.Popen(
-                args, cwd=self.folder, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        self.processes.append(process)
+    def start(
+        self, name: str, *args: str, user: str | None = None, stop_signal: int = signal.SIGTERM
+    ) -> Tethered:
+        process = tethered.start(
+            list(args),
+            log=self.folder / f"{name}.out",
+            cwd=self.folder,
+            user=user,
+            stop_signal=stop_signal,
+        )
+        self.processes.append((process, stop_signal))
         return process
 
     def alive(self) -> bool:
-        return all(process.poll() is None for process in self.processes)
+        return all(process.poll() is None for process, _ in self.processes)
 
     def stop(self) -> None:
-        for process in reversed(self.processes):
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait(timeout=20)
+        for process, stop_signal in reversed(self.processes):
+            stop_group(process, sig=stop_signal)
 
 
 def as_postgres(*args: str) -> list[str]:
@@ -103,32 +105,48 @@ class Postgres:
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Postgres]:
-    """PostgreSQL, as the README's recipe: initdb --auth=trust, pg_ctl start on a free port."""
+    """PostgreSQL, as the runbook: initdb --auth=trust, then the server on a free port, run in the
+    foreground (pg_ctl would detach it) and tethered to the test process; stopped by SIGINT,
+    PostgreSQL's fast shutdown."""
     bin_dir = postgres_bin()
     folder = Path(tempfile.mkdtemp(prefix="nnexp-postgres-"))
-    if os.geteuid() == 0:
-        shutil.chown(folder, "postgres")
+    user = "postgres" if os.geteuid() == 0 else None  # initdb and postgres refuse root
+    if user:
+        shutil.chown(folder, user)
     server = Postgres(bin_dir, folder, free_port())
-    data, log = folder / "data", folder / "server.log"
-    pg_ctl = [str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log)]
+    daemons = Daemons(folder)
     try:
+        data = folder / "data"
         command(
             *as_postgres(
                 str(bin_dir / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres"
             ),
             what="PostgreSQL could not be initialised",
         )
-        options = f"-p {server.port} -k {folder} -c listen_addresses=127.0.0.1"
-        command(
-            *as_postgres(*pg_ctl, "-w", "-o", options, "start"),
-            what=f"PostgreSQL did not start (see {log})",
+        process = daemons.start(
+            "postgres",
+            str(bin_dir / "postgres"),
+            "-D", str(data),
+            "-p", str(server.port),
+            "-k", str(folder),
+            "-c", "listen_addresses=127.0.0.1",
+            user=user,
+            stop_signal=signal.SIGINT,
+        )  # fmt: skip
+        ready = [str(bin_dir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(server.port)]
+        wait_for(
+            lambda: (
+                process.poll() is not None
+                or subprocess.run(ready, check=False, timeout=60).returncode == 0
+            ),
+            timeout=120,
         )
+        if process.poll() is not None:
+            log = (folder / "postgres.out").read_text(errors="replace")[-600:]
+            pytest.fail(f"PostgreSQL did not start: {log}", pytrace=False)
         yield server
     finally:
-        if (data / "postmaster.pid").exists():
-            subprocess.run(
-                as_postgres(*pg_ctl, "-m", "fast", "stop"), check=False, capture_output=True
-            )
+        daemons.stop()
         shutil.rmtree(folder, ignore_errors=True)
 
 

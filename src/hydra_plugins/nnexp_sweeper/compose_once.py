@@ -15,15 +15,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper, BasicSweeperConf
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from nnexp.safe_config import check_loaded, check_overrides
+from nnexp.hydra_private import apply_value_overrides, basic_sweeper, overrides_dirname
+from nnexp.safe_config import check_loaded, check_overrides, check_values
+
+BasicSweeper, BasicSweeperConf = basic_sweeper()
 
 
 @dataclass
@@ -62,28 +63,28 @@ class ComposedConfigs:
 
     def compose(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
         """What Hydra's ``load_sweep_config`` returns: the shape's config composed by Hydra (once),
-        copied, with the value overrides applied in order and the job's override lists set."""
+        copied, with the value overrides applied in order and the job's override lists set. The
+        shape's config passes every check once (its hydra node among them: values set none),
+        each job's the checks of its values and strings."""
         check_overrides(sweep_overrides)
         parsed = self.parser.parse_overrides(sweep_overrides)
         values = [o for o in parsed if self.is_value(o)]
         shape = tuple(o.input_line for o in parsed if not self.is_value(o))
+        hydra_overrides = list(master_config.hydra.overrides.hydra)
         if shape not in self.shapes:
-            self.shapes[shape] = self.loader.load_sweep_config(
+            shaped = self.loader.load_sweep_config(
                 master_config=master_config, sweep_overrides=list(shape)
             )
+            check_loaded(shaped, [*hydra_overrides, *shape])
+            self.shapes[shape] = shaped
         cfg = copy.deepcopy(self.shapes[shape])
-        ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
+        apply_value_overrides(values, cfg)
         task = [o for o in parsed if not o.is_hydra_override()]
         naming = cfg.hydra.job.config.override_dirname
         with open_dict(cfg.hydra):
             cfg.hydra.overrides.task = [o.input_line for o in task]
-            cfg.hydra.job.override_dirname = get_overrides_dirname(
-                overrides=task,
-                kv_sep=naming.kv_sep,
-                item_sep=naming.item_sep,
-                exclude_keys=naming.exclude_keys,
-            )
-        check_loaded(cfg, [*master_config.hydra.overrides.hydra, *sweep_overrides])
+            cfg.hydra.job.override_dirname = overrides_dirname(task, naming)
+        check_values(cfg, [*hydra_overrides, *sweep_overrides])
         OmegaConf.copy_cache(from_config=master_config, to_config=cfg)
         return cfg
 

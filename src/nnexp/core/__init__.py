@@ -6,6 +6,7 @@ Knows nothing of Hydra or MLflow.
 
 from nnexp.core import reference
 from nnexp.core.gradcheck import gradient_check, numerical_gradients, relative_error
+from nnexp.core.metrics import METRICS, metric_names
 from nnexp.core.network import (
     PerCopy,
     Workspace,
@@ -15,11 +16,15 @@ from nnexp.core.network import (
     reduction_factor,
     sigmoid,
 )
+from nnexp.core.optimizers import OPTIMIZERS, Optimizer, make_optimizer
 from nnexp.core.training import History, Hyperparams, TrainResult, init_weights, train
 
 __all__ = [
+    "METRICS",
+    "OPTIMIZERS",
     "History",
     "Hyperparams",
+    "Optimizer",
     "PerCopy",
     "TrainResult",
     "Workspace",
@@ -28,6 +33,8 @@ __all__ = [
     "forward",
     "gradient_check",
     "init_weights",
+    "make_optimizer",
+    "metric_names",
     "numerical_gradients",
     "reduction_factor",
     "reference",

@@ -98,15 +98,25 @@ def _forward_block(Xb: Array, neg_W1: Array, W2: Array, a2: Array, yhat: Array) 
     _sigmoid_of_negated(np.negative(yhat, out=yhat))  # ŷ = σ(s3)
 
 
-def _stripe_errors(
-    X: Array, y: Array, neg_W1: Array, W2: Array, blocks: Blocks, buffers: Buffers
+#: What a forward pass sums over the rows: (y rows, a2, ŷ) of a block → (S,) float64 sums per copy.
+#: It may overwrite a2 and ŷ.
+BlockSum = Callable[[Array, Array, Array], Array]
+
+
+def squared_errors(yb: Array, a2: Array, yhat: Array) -> Array:
+    """Σ (y − ŷ)² per copy over a block's rows (overwrites ŷ)."""
+    return _sum_squares(np.subtract(yb, yhat, out=yhat))
+
+
+def _stripe_sums(
+    X: Array, y: Array, neg_W1: Array, W2: Array, blocks: Blocks, buffers: Buffers, f: BlockSum
 ) -> Array:
-    """Σ (y − ŷ)² per copy over one stripe's blocks: the forward pass alone."""
-    errors = []
+    """Σ f(y, a2, ŷ) per copy over one stripe's blocks, in order: the forward pass alone."""
+    sums = []
     for Xb, yb, a2, _, yhat, _ in buffers.blocks(X, y, blocks):
         _forward_block(Xb, neg_W1, W2, a2, yhat)
-        errors.append(_sum_squares(np.subtract(yb, yhat, out=yhat)))
-    return _in_order_sum(errors)
+        sums.append(f(yb, a2, yhat))
+    return _in_order_sum(sums)
 
 
 def _backprop_block(
@@ -147,15 +157,44 @@ def _stripe_backprop(
     return _in_order_sum(errors)
 
 
-def _over_stripes(
-    stripe_pass: Callable[[int, Blocks, Buffers], Array], plan: list[Blocks], ws: Workspace
-) -> Array:
-    """Σ over the stripes, in order, of stripe_pass(stripe, its blocks, buffers): directly for a
-    single stripe, else on the worker threads."""
-    if len(plan) == 1:
-        return stripe_pass(0, plan[0], ws.buffers[0])
-    parts = map_tasks(lambda i, buffers: stripe_pass(i, plan[i], buffers), len(plan), ws.buffers)
-    return _in_order_sum(parts)
+#: A task: (stripe, its copies, its blocks, buffers for those copies) → its sums for the copies.
+TaskPass = Callable[[int, slice, Blocks, Buffers], Array]
+
+
+def _over_tasks(task_pass: TaskPass, plan: list[Blocks], ws: Workspace) -> Array:
+    """Σ per copy of the tasks' sums over the stripes, in order, each (stripe, chunk of copies)
+    a task of ``task_pass``: directly for a single task, else on the worker threads."""
+    tasks = [(stripe, copies) for stripe in range(len(plan)) for copies in ws.chunks]
+
+    def run(task: int, buffers: Buffers) -> Array:
+        stripe, copies = tasks[task]
+        return task_pass(stripe, copies, plan[stripe], buffers.cut(copies.stop - copies.start))
+
+    if len(tasks) == 1:
+        return run(0, ws.buffers[0])
+    errors = np.empty((len(plan), ws.chunks[-1].stop))
+    for (stripe, copies), part in zip(tasks, map_tasks(run, len(tasks), ws.buffers), strict=True):
+        errors[stripe, copies] = part
+    return _in_order_sum(list(errors))
+
+
+def _of_copies(A: Array, copies: slice) -> Array:
+    """Inputs or targets for the copies in ``copies``: all of A when shared (N, ·), else theirs."""
+    return A[copies] if A.ndim == 3 else A
+
+
+def raw_forward_sums(X: Array, y: Array, W1: Array, W2: Array, ws: Workspace, f: BlockSum) -> Array:
+    """Σ over the rows of f(y, a2, ŷ) per copy, block by block in the workspace's order, for a
+    caller that silences floating-point overflow itself."""
+    neg_W1 = np.negative(W1, out=ws.neg_W1)
+    plan = ws.stripes(X.shape[-2])
+    with single_threaded_blas(len(plan)):
+
+        def task_pass(_: int, copies: slice, blocks: Blocks, buffers: Buffers) -> Array:
+            Xc, yc = _of_copies(X, copies), _of_copies(y, copies)
+            return _stripe_sums(Xc, yc, neg_W1[copies], W2[copies], blocks, buffers, f)
+
+        return _over_tasks(task_pass, plan, ws)
 
 
 def raw_cost(
@@ -164,14 +203,7 @@ def raw_cost(
     """``cost`` for a caller that silences floating-point overflow itself (the training loop,
     once for all epochs): e^(−z) overflowing to inf is harmless in σ but warns."""
     weights = ws.flat_weights(W1, W2)
-    neg_W1 = np.negative(W1, out=ws.neg_W1)
-    plan = ws.stripes(X.shape[-2])
-    with single_threaded_blas(len(ws.buffers)):
-
-        def stripe_pass(_: int, blocks: Blocks, buffers: Buffers) -> Array:
-            return _stripe_errors(X, y, neg_W1, W2, blocks, buffers)
-
-        return _total_cost(_over_stripes(stripe_pass, plan, ws), weights, lam, r)
+    return _total_cost(raw_forward_sums(X, y, W1, W2, ws, squared_errors), weights, lam, r)
 
 
 def cost(X: Array, y: Array, W1: Array, W2: Array, lam: PerCopy, r: float, ws: Workspace) -> Array:
@@ -188,17 +220,20 @@ def raw_cost_and_gradients(
     neg_W1 = np.negative(W1, out=ws.neg_W1)
     plan = ws.stripes(X.shape[-2])
     grad = ws.grads[0].flat
-    with single_threaded_blas(len(ws.buffers)):
+    with single_threaded_blas(len(plan)):
 
-        def stripe_pass(stripe: int, blocks: Blocks, buffers: Buffers) -> Array:
-            return _stripe_backprop(X, y, neg_W1, W2, blocks, buffers, ws.grads[stripe])
+        def task_pass(stripe: int, copies: slice, blocks: Blocks, buffers: Buffers) -> Array:
+            Xc, yc, sums = _of_copies(X, copies), _of_copies(y, copies), ws.grads[stripe]
+            return _stripe_backprop(
+                Xc, yc, neg_W1[copies], W2[copies], blocks, buffers, sums.copies(copies)
+            )
 
-        squared_errors = _over_stripes(stripe_pass, plan, ws)
+        squared_errors = _over_tasks(task_pass, plan, ws)
         for stripe in ws.grads[1 : len(plan)]:
             grad += stripe.flat
         if r != 1.0:
             grad *= r  # r Σ …
-        _add_decay(grad, weights, lam, ws.buffers[0].part.flat)  # + λ W
+        _add_decay(grad, weights, lam, ws.decay)  # + λ W
         return _total_cost(squared_errors, weights, lam, r), ws.gW1, ws.gW2
 
 

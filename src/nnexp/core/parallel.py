@@ -48,11 +48,13 @@ def _workers_of(pid: int) -> _Workers:
     return _Workers(pid, ThreadPoolExecutor(usable_cpus(), "nnexp-core"), ThreadpoolController())
 
 
-def single_threaded_blas(threads: int) -> AbstractContextManager:
-    """A context that holds the BLAS to one thread while ``threads`` > 1 of ours compute, and
-    restores it after (else nothing). Everything a pass does with the BLAS belongs inside it: a
-    multi-threaded call in between leaves the BLAS's threads spinning, in the way of ours."""
-    if threads == 1:
+def single_threaded_blas(stripes: int) -> AbstractContextManager:
+    """A context that holds the BLAS to one thread while a pass of ``stripes`` > 1 runs on our
+    threads, and restores it after (else nothing). Everything a pass does with the BLAS belongs
+    inside it: a multi-threaded call in between leaves the BLAS's threads spinning, in the way
+    of ours. It depends on the stripes, not on how many CPUs run them, so the BLAS's thread
+    count inside a pass (which can change its rounding) is the same on any machine."""
+    if stripes == 1:
         return nullcontext()
     return _workers_of(os.getpid()).blas.limit(limits=1, user_api="blas")
 

@@ -37,3 +37,28 @@ def step(
     """One gradient-descent update, W ← W − lr ∂C/∂W: returns C before it and the new W1, W2."""
     C, dW1, dW2 = cost_and_gradients(X, y, W1, W2, lam, r)
     return C, W1 - lr * dW1, W2 - lr * dW2
+
+
+# The optimizers' updates (nnexp.core.optimizers), for one weight matrix W with its gradient dW
+# = ∂C/∂W and its velocity V (zeros before the first step); each returns the new W and V.
+
+
+def gd(W: np.ndarray, dW: np.ndarray, V: np.ndarray, lr: float) -> tuple[np.ndarray, np.ndarray]:
+    """Gradient descent (``gd``, and ``sgd`` on mini-batches): W ← W − lr ∂C/∂W."""
+    return W - lr * dW, V
+
+
+def momentum(
+    W: np.ndarray, dW: np.ndarray, V: np.ndarray, lr: float, beta: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Momentum (PyTorch's convention): V ← β V + ∂C/∂W, W ← W − lr V."""
+    V = beta * V + dW
+    return W - lr * V, V
+
+
+def nesterov(
+    W: np.ndarray, dW: np.ndarray, V: np.ndarray, lr: float, beta: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Nesterov momentum (PyTorch's form): V ← β V + ∂C/∂W, W ← W − lr (∂C/∂W + β V)."""
+    V = beta * V + dW
+    return W - lr * (dW + beta * V), V

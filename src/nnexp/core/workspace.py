@@ -48,6 +48,10 @@ class Pair:
         flat = np.empty((copies, size + W2[0].size), W1.dtype)
         return cls(flat, flat[:, :size].reshape(W1.shape), flat[:, size:].reshape(W2.shape))
 
+    def copies(self, part: slice) -> Pair:
+        """The pair of the copies in ``part`` (views)."""
+        return Pair(self.flat[part], self.W1[part], self.W2[part])
+
 
 @dataclass
 class Buffers:
@@ -61,15 +65,29 @@ class Buffers:
     part: Pair
 
     @classmethod
-    def for_shapes(cls, W1: Array, W2: Array, rows: int) -> Buffers:
-        """Buffers for blocks of ``rows`` rows of weights W1 (S, d, h) and W2 (S, h, k)."""
-        copies, hidden, outputs = W1.shape[0], W1.shape[2], W2.shape[2]
+    def for_shapes(cls, W1: Array, W2: Array, rows: int, copies: int) -> Buffers:
+        """Buffers for blocks of ``rows`` rows of up to ``copies`` of the copies of weights
+        W1 (S, d, h) and W2 (S, h, k)."""
+        hidden, outputs = W1.shape[2], W2.shape[2]
         return cls(
             a2=np.empty((copies, rows, hidden), W1.dtype),
             delta2=np.empty((copies, rows, hidden), W1.dtype),
             yhat=np.empty((copies, rows, outputs), W1.dtype),
             delta3=np.empty((copies, rows, outputs), W1.dtype),
-            part=Pair.like(W1, W2),
+            part=Pair.like(W1[:copies], W2[:copies]),
+        )
+
+    def cut(self, copies: int) -> Buffers:
+        """These buffers for the first ``copies`` copies only (views; itself if all)."""
+        if copies == self.a2.shape[0]:
+            return self
+        first = slice(0, copies)
+        return Buffers(
+            self.a2[first],
+            self.delta2[first],
+            self.yhat[first],
+            self.delta3[first],
+            self.part.copies(first),
         )
 
     def blocks(
@@ -100,35 +118,43 @@ class Workspace:
     """Everything a pass writes: block buffers per thread; the weights as one flat pair (the
     kernel's own copy, unless the caller trains on ``weights.W1`` and ``weights.W2`` directly);
     each stripe's gradient sums, stripe 0's ending up as ∂C/∂W1 and ∂C/∂W2 (``gW1``, ``gW2``);
-    and −W1."""
+    −W1; and room for λ W (``decay``, flat). A pass's tasks are its stripes times ``chunks``,
+    the copies cut into runs whose blocks fit the cache together (copies never mix, so chunks
+    do not enter any result)."""
 
     rows: int
     stripe_rows: int
+    chunks: list[slice]
     buffers: list[Buffers]
     weights: Pair
     grads: list[Pair]
     neg_W1: Array
+    decay: Array
     _plans: dict[int, list[Blocks]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def for_shapes(cls, W1: Array, W2: Array, n_rows: int) -> Workspace:
         """A workspace for weights W1 (S, d, h), W2 (S, h, k) and inputs of up to n_rows rows."""
-        _, d, hidden = W1.shape
+        copies, d, hidden = W1.shape
         width = max(hidden, W2.shape[2], d)
-        # The plan depends on one copy's shapes alone, never on the number of copies, so that
-        # copy i of a batched pass is summed in the same order, bit for bit, as the copy alone.
+        # The row plan depends on one copy's shapes alone, never on the number of copies, so
+        # that copy i of a batched pass is summed in the same order, bit for bit, as alone.
         cache_rows = max(1, BLOCK_BYTES // (width * W1.itemsize))
         stripes = min(MAX_STRIPES, max(1, n_rows * hidden // STRIPE_ELEMENTS))
         stripe_rows = -(-n_rows // stripes)
         rows = min(cache_rows, stripe_rows)
-        threads = min(stripes, usable_cpus())
+        chunks = _copy_chunks(copies, stripes, rows * width * W1.itemsize, stripe_rows * hidden)
+        threads = min(stripes * len(chunks), usable_cpus())
+        weights = Pair.like(W1, W2)
         return cls(
             rows=rows,
             stripe_rows=stripe_rows,
-            buffers=[Buffers.for_shapes(W1, W2, rows) for _ in range(threads)],
-            weights=Pair.like(W1, W2),
+            chunks=chunks,
+            buffers=[Buffers.for_shapes(W1, W2, rows, chunks[0].stop) for _ in range(threads)],
+            weights=weights,
             grads=[Pair.like(W1, W2) for _ in range(stripes)],
             neg_W1=np.empty_like(W1),
+            decay=np.empty_like(weights.flat),
         )
 
     @property
@@ -163,3 +189,14 @@ class Workspace:
                 for stripe_start in range(0, n_rows, length)
             ]
         return self._plans[n_rows]
+
+
+def _copy_chunks(copies: int, stripes: int, block_bytes: int, stripe_elements: int) -> list[slice]:
+    """The copies cut into equal runs: few enough copies in each that their row blocks stay
+    within ``BLOCK_BYTES``, and, when the work is worth the hand-offs (``STRIPE_ELEMENTS``
+    hidden activations a task), enough runs for every core to have a task."""
+    fit = -(-copies // max(1, BLOCK_BYTES // block_bytes))
+    worth = min(usable_cpus(), copies * stripes * stripe_elements // STRIPE_ELEMENTS)
+    count = min(copies, max(fit, -(-worth // stripes)))
+    size = -(-copies // count)
+    return [slice(start, min(start + size, copies)) for start in range(0, copies, size)]

@@ -115,11 +115,27 @@ def _read(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     return header, rows
 
 
+def _as_written(value: object, header: list[str]) -> str:
+    """How the user most likely wrote ``value``, a bool or number YAML made of a column name: the
+    header's column that reads as it (``TRUE``, ``1.0``), else YAML's own spelling (``true``)."""
+    for name in header:
+        if name.strip().lower() == str(value).lower():
+            return name
+        try:
+            if not isinstance(value, bool) and float(name) == value:
+                return name
+        except ValueError:
+            pass
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def _target_columns(header: list[str], target: str | list[str] | None, path: Path) -> list[str]:
     if isinstance(target, bool) or not isinstance(target, str | list | tuple | None):
+        written = _as_written(target, header)
         raise DataError(
-            f"dataset.target={target} is not a column name; quote it "
-            f"(dataset.target='\"{target}\"') or name a column of {path.name}"
+            f"dataset.target={written} is read as a {type(target).__name__}, not a "
+            f"column name; quote it (dataset.target='\"{written}\"') or name a column of "
+            f"{path.name}"
         )
     if target is None or len(target) == 0:
         raise DataError(

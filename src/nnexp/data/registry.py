@@ -57,10 +57,12 @@ class CsvOptions(SplitOptions):
 @dataclass(frozen=True)
 class DatasetEntry:
     """``load(rng, **options)`` gives the Dataset; ``options`` is the dataclass of the keys its
-    config carries besides ``name`` and ``seed`` (None: none)."""
+    config carries besides ``name`` and ``seed`` (None: none); ``classification``: its targets
+    are classes (one-hot for k > 1, 0/1 for k = 1), so runs record accuracy."""
 
     load: Callable[..., Dataset]
     options: type | None = None
+    classification: bool = False
 
 
 def _csv(rng: np.random.Generator, path: str | None, target: Any, test_fraction: float) -> Dataset:
@@ -69,12 +71,14 @@ def _csv(rng: np.random.Generator, path: str | None, target: Any, test_fraction:
 
 REGISTRY: dict[str, DatasetEntry] = {
     "sleep_study": DatasetEntry(lambda rng: sleep_study()),
-    "xor": DatasetEntry(lambda rng: xor()),
+    "xor": DatasetEntry(lambda rng: xor(), classification=True),
     "sine": DatasetEntry(sine, SineOptions),
     "synthetic": DatasetEntry(synthetic, SyntheticOptions),
     "diabetes": DatasetEntry(partial(sklearn_bundled, "diabetes"), SplitOptions),
-    "breast_cancer": DatasetEntry(partial(sklearn_bundled, "breast_cancer"), SplitOptions),
-    "digits": DatasetEntry(partial(sklearn_bundled, "digits"), SplitOptions),
+    "breast_cancer": DatasetEntry(
+        partial(sklearn_bundled, "breast_cancer"), SplitOptions, classification=True
+    ),
+    "digits": DatasetEntry(partial(sklearn_bundled, "digits"), SplitOptions, classification=True),
     "csv": DatasetEntry(_csv, CsvOptions),
 }
 DATASETS = tuple(REGISTRY)

@@ -1,15 +1,18 @@
 """A report as a list of blocks, rendered to markdown and to one self-contained HTML page (images
 inlined as base64 data URIs). Inline `code` spans are the only markup inside text: whatever a run
 name, param, tag or column name holds (HTML, markdown, line breaks, backticks), it renders as the
-same literal text in both formats."""
+same literal text in both formats, its control characters and bidirectional overrides escaped
+(``printable``)."""
 
 from __future__ import annotations
 
 import base64
 import html
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+from nnexp.printable import printable
 
 
 @dataclass(frozen=True)
@@ -61,9 +64,31 @@ class Image:
 Block = Heading | Paragraph | Bullets | Table | Code | Image
 
 
+def _printable(block: Block) -> Block:
+    """``block`` with every text it shows passed through ``printable``; outside code, line breaks
+    first become spaces (as markdown would show them)."""
+
+    def inline(text: str) -> str:
+        return printable(LINE_BREAKS.sub(" ", text))
+
+    if isinstance(block, Code):
+        return replace(block, text=printable(block.text))
+    if isinstance(block, Heading | Paragraph):
+        return replace(block, text=inline(block.text))
+    if isinstance(block, Bullets):
+        return replace(block, items=[inline(item) for item in block.items])
+    if isinstance(block, Table):
+        return replace(
+            block,
+            columns=[inline(c) for c in block.columns],
+            rows=[[inline(c) for c in row] for row in block.rows],
+        )
+    return replace(block, caption=inline(block.caption))
+
+
 def to_markdown(blocks: list[Block]) -> str:
     """GitHub-flavoured markdown, blocks separated by one blank line."""
-    return "\n\n".join(_markdown(block) for block in blocks) + "\n"
+    return "\n\n".join(_markdown(_printable(block)) for block in blocks) + "\n"
 
 
 def _markdown(block: Block) -> str:
@@ -133,10 +158,10 @@ figcaption { font-style: italic; color: #555; }
 
 def to_html(blocks: list[Block], title: str, folder: Path) -> str:
     """One HTML page; each Image is read from ``folder`` and inlined as a data URI."""
-    body = "\n".join(_html(block, folder) for block in blocks)
+    body = "\n".join(_html(_printable(block), folder) for block in blocks)
     return (
         "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
-        f"<title>{html.escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n"
+        f"<title>{html.escape(printable(title))}</title>\n<style>{STYLE}</style>\n</head>\n"
         f"<body>\n{body}\n</body>\n</html>\n"
     )
 

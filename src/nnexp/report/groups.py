@@ -7,10 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nnexp.report.records import Curve, RunRecord
-
-#: Params that only pick a replicate: runs differing in these alone are one setting.
-SEED_KEYS = ("seed", "dataset.seed", "dataset.digest")
+from nnexp.report.records import SEED_KEYS, Curve, RunRecord
 
 
 def design_keys(axes: list[str]) -> list[str]:
@@ -66,11 +63,15 @@ def seed_groups(records: list[RunRecord], keys: list[str]) -> list[SeedGroup]:
 
 
 def _across(runs: list[RunRecord], split: str) -> Curve:
-    present = [r.curves[split] for r in runs if split in r.curves]
-    steps = sorted(set.intersection(*(set(c.steps.tolist()) for c in present)))
+    return mean_curve([r.curves[split] for r in runs if split in r.curves])
+
+
+def mean_curve(curves: list[Curve]) -> Curve:
+    """Mean ± std of ``curves`` at the steps they all share."""
+    steps = sorted(set.intersection(*(set(c.steps.tolist()) for c in curves)))
     rows = [
         [dict(zip(c.steps.tolist(), c.values.tolist(), strict=True))[s] for s in steps]
-        for c in present
+        for c in curves
     ]
     values = np.array(rows)
     return Curve(np.array(steps), values.mean(axis=0), values.std(axis=0))

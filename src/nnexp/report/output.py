@@ -123,11 +123,22 @@ def write_atomically(
 
 
 def _swap(work: Path, out: Path) -> None:
-    if not out.exists():
+    """Move ``work`` to ``out``. What is at ``out`` now is checked again, once moved aside where
+    nothing else writes: a folder or file that appeared or changed while the report rendered is
+    put back untouched and the report refused, so only what nnexp wrote is ever removed."""
+    if not out.exists() and not out.is_symlink():
         work.rename(out)
         return
+    check_replaceable(out)
     old = work.with_suffix(".old")
     out.rename(old)
+    foreign = _not_written_by_nnexp(old)
+    if foreign:
+        old.rename(out)
+        raise UserError(
+            f"--out {out} changed while the report rendered ({', '.join(foreign[:3])}); "
+            "nothing was replaced; choose an empty or new folder"
+        )
     try:
         work.rename(out)
     except OSError:

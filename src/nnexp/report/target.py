@@ -44,10 +44,10 @@ def resolve(client: MlflowClient, target: str, experiments_dir: Path) -> Selecti
     if "/" not in target and config_file.is_file():
         return _named_experiment(client, target, config_file)
     if RUN_ID.fullmatch(target):
-        return _sweep(client, target, _get_run(client, target))
+        return _sweep(client, target, get_run(client, target))
     experiment = client.get_experiment_by_name(target)
     if experiment is not None:
-        runs = [r for r in search_all(client, [experiment.experiment_id]) if not _is_sweep(r)]
+        runs = [r for r in search_all(client, [experiment.experiment_id]) if not is_sweep(r)]
         return Selection(
             target, experiment.name, experiment.experiment_id, None, runs, _varying(runs)
         )
@@ -75,7 +75,8 @@ def _named_experiment(client: MlflowClient, name: str, config_file: Path) -> Sel
     return selection
 
 
-def _get_run(client: MlflowClient, run_id: str) -> Run:
+def get_run(client: MlflowClient, run_id: str) -> Run:
+    """The run ``run_id``; a UserError naming the store when there is none."""
     try:
         return client.get_run(run_id)
     except MlflowException:
@@ -84,7 +85,7 @@ def _get_run(client: MlflowClient, run_id: str) -> Run:
 
 def _sweep(client: MlflowClient, target: str, parent: Run) -> Selection:
     run_id = parent.info.run_id
-    if not _is_sweep(parent):
+    if not is_sweep(parent):
         sweep = parent.data.tags.get(PARENT_RUN_TAG)
         hint = f"report its sweep {sweep}" if sweep else "report its MLflow experiment by name"
         raise UserError(f"run {run_id} is not a sweep's parent run; {hint}")
@@ -95,7 +96,8 @@ def _sweep(client: MlflowClient, target: str, parent: Run) -> Selection:
     )
 
 
-def _is_sweep(run: Run) -> bool:
+def is_sweep(run: Run) -> bool:
+    """Whether ``run`` is a sweep's parent run."""
     return run.data.tags.get(RUN_TYPE_TAG) == "sweep"
 
 

@@ -1,19 +1,19 @@
 """One MLflow run's lifecycle and logging: open, log in batches, close FINISHED, FAILED (with the
-reason as a tag) or KILLED (SIGINT/SIGTERM), keeping every metric point logged so far."""
+reason as a tag) or KILLED (a stop signal), keeping every metric point logged so far."""
 
 from __future__ import annotations
 
 import os
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import mlflow
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from nnexp import console, provenance
+from nnexp import console, machine, provenance
 from nnexp.errors import TrainingDiverged, UserError
 from nnexp.privacy import redact, redact_values
 from nnexp.signals import Terminated, signals_raise
@@ -57,8 +57,13 @@ def code_tags() -> dict[str, str]:
 
 
 def process_tags() -> dict[str, str]:
-    """The pid (for `nnexp runs repair`) and BLAS threads of the process that logs the run."""
-    return {PID_TAG: str(os.getpid()), BLAS_THREADS_TAG: str(provenance.blas_threads())}
+    """The pid (for `nnexp runs repair`), BLAS threads and machine record (``nnexp.machine``) of
+    the process that logs the run."""
+    return {
+        PID_TAG: str(os.getpid()),
+        BLAS_THREADS_TAG: str(provenance.blas_threads()),
+        **machine.this_machine().tags(),
+    }
 
 
 class RunLog:
@@ -116,7 +121,7 @@ def open_run(
     tags: Mapping[str, str],
 ) -> Iterator[RunLog]:
     """A run of ``client``'s store (also the fluent API's active run, for dataset and model)
-    that ends FINISHED when the block completes, KILLED on SIGINT/SIGTERM and FAILED on any
+    that ends FINISHED when the block completes, KILLED on a stop signal and FAILED on any
     other exception, with the reason in the ``nnexp.error`` tag; queued points go first.
     ``tags`` carry the code tags; the process tags are added here."""
     active = mlflow.start_run(
@@ -126,37 +131,49 @@ def open_run(
         tags=redact_values({**tags, **process_tags()}),
     )
     log = RunLog(client, active.info.run_id)
-    try:
-        with signals_raise():
+    with signals_raise():  # also around the close: a second signal must not cut it short
+        try:
             yield log
             log.flush()
-    except (KeyboardInterrupt, Terminated) as err:
-        _close(log, "KILLED", "killed", str(err) or "interrupted (Ctrl-C)")
-        raise
-    except BaseException as err:
-        status = "diverged" if isinstance(err, TrainingDiverged) else "failed"
-        reason = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
-        _close(log, "FAILED", status, reason)
-        raise
-    else:
-        _close(log, "FINISHED", "finished", None)
+        except (KeyboardInterrupt, Terminated) as err:
+            _report_unmarked(
+                log, "KILLED", _close(log, "KILLED", "killed", str(err) or "interrupted (Ctrl-C)")
+            )
+            raise
+        except BaseException as err:
+            status = "diverged" if isinstance(err, TrainingDiverged) else "failed"
+            reason = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+            problem = _close(log, "FAILED", status, reason)
+            if problem is not None and isinstance(err, UserError):
+                raise type(err)(f"{err}; {_still_running(log, 'FAILED')}") from None
+            _report_unmarked(log, "FAILED", problem)
+            raise
+        else:
+            _report_unmarked(log, "FINISHED", _close(log, "FINISHED", "finished", None))
 
 
-def _close(log: RunLog, status: str, label: str, reason: str | None) -> None:
-    problems = []
-    try:
+def _close(log: RunLog, status: str, label: str, reason: str | None) -> str | None:
+    """End the run ``status`` (its queued points and the reason tags first, when they can still
+    be written); None once it is ended, else why it could not be."""
+    with suppress(Exception):  # the status below matters more than the points and tags
         log.flush(tags={STATUS_TAG: label} | ({ERROR_TAG: reason[:5000]} if reason else {}))
-    except Exception as err:
-        problems.append(err)
     try:
         mlflow.end_run(status=status)
     except Exception as err:
-        problems.append(err)
-    if problems:
-        console.error(
-            f"could not mark run {log.run_id} {status} ({explain(problems[0])}); "
-            "`nnexp runs repair` fixes its status once the store is reachable again"
-        )
+        return explain(err)
+    return None
+
+
+def _still_running(log: RunLog, status: str) -> str:
+    return (
+        f"run {log.run_id} stays RUNNING (it could not be marked {status}): "
+        "`nnexp runs repair` ends it once the store works again"
+    )
+
+
+def _report_unmarked(log: RunLog, status: str, problem: str | None) -> None:
+    if problem is not None:
+        console.error(f"the store failed ({problem}); {_still_running(log, status)}")
 
 
 def record_failed_run(

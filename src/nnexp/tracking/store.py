@@ -30,22 +30,27 @@ MLFLOW_DEFAULTS = {
     "MLFLOW_UV_AUTO_DETECT": "false",
 }
 NOISY_LOGGERS = (
-    "mlflow.store.db.utils",
     "mlflow.tracking.fluent",
     "mlflow.pyfunc",
     "mlflow.models",
     "alembic",
     "mlflow.utils.environment",
 )
+#: Loggers that print a store failure's traceback (100+ lines for a locked or full database)
+#: before nnexp's one line, which says the same: silenced, not just kept to errors.
+SILENT_LOGGERS = ("mlflow.store", "sqlalchemy")
 
 
 def configure_mlflow() -> None:
     """Apply MLFLOW_DEFAULTS where the environment leaves them unset (MLflow reads them at each
-    request) and quiet MLflow's chatty loggers; called when a store is opened, never at import."""
+    request), quiet MLflow's chatty loggers and silence the store's tracebacks; called when a
+    store is opened, never at import."""
     for key, value in MLFLOW_DEFAULTS.items():
         os.environ.setdefault(key, value)
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
+    for name in SILENT_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
 def client_for(uri: str) -> MlflowClient:
@@ -129,7 +134,8 @@ def store_errors(uri: str) -> Iterator[None]:
     try:
         yield
     except MlflowException as err:
-        raise StoreFailed(f"the MLflow store at {redact(uri)} failed: {explain(err)}") from None
+        cause = _database_gone(uri) or explain(err)
+        raise StoreFailed(f"the MLflow store at {redact(uri)} failed: {cause}") from None
     except OSError as err:
         where = f" ({err.filename})" if err.filename else ""
         raise StoreFailed(
@@ -138,12 +144,40 @@ def store_errors(uri: str) -> Iterator[None]:
         ) from None
 
 
-#: Phrases of common low-level failures, and how they read to a user.
+def _database_gone(uri: str) -> str | None:
+    """Why an SQLite store's file is gone (its folder removed, the file deleted or emptied while
+    in use: SQLite then reports a read-only database or a missing table), or None."""
+    database = sqlite_file(uri)
+    if database is None:
+        return None
+    if not database.parent.is_dir():
+        return f"the database's folder {database.parent} was removed while in use; restore it"
+    if not database.is_file() or database.stat().st_size == 0:
+        return f"the database file {database.name} was deleted while in use; restore it"
+    return None
+
+
+#: Phrases of common low-level failures, and how they read to a user: the cause and the fix.
 EXPLAINED = {
     "Connection refused": "the server stopped answering (connection refused)",
     "Read timed out": "the server did not answer in time",
-    "No space left on device": "no space left on the device",
-    "database is locked": "the SQLite database stayed locked",
+    "No space left on device": "no space left on the device; free space there",
+    "database or disk is full": "no space left on the database's device; free space there",
+    "database is locked": (
+        "the SQLite database stayed locked by another process for over 20 s; let it finish or "
+        "close it (an sqlite3 shell, a DB browser)"
+    ),
+    "readonly database": (
+        "the SQLite database or its folder is read-only; fix their permissions or mount"
+    ),
+    "Read-only file system": "the store's file system is read-only; remount it writable",
+    "unable to open database file": (
+        "the SQLite database file or its folder is gone (deleted or moved); restore it"
+    ),
+    "no such table": "the SQLite database file was replaced by an empty one; restore it",
+    "disk I/O error": (
+        "the SQLite database file was deleted or its disk failed while in use; restore it"
+    ),
     "error code 401": (
         "the server asks for a login; set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
     ),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -45,6 +46,8 @@ from nnexp.vocabulary import (
 
 #: A RUNNING child from another host is presumed lost on resume after this long without a metric.
 RESUME_STALE_S = 3600.0
+#: Seconds a stopped sweep waits for its children's live processes to end their own runs.
+STOP_GRACE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -348,7 +351,7 @@ def _log_summary(
     )
     table = write_summary_csv(summary, info.axes, sweep_dir / "sweep_summary.csv")
     client.log_artifact(info.parent_run_id, str(table))
-    if info.axes and summary.rows:
+    if info.axes and any(math.isfinite(row.test_cost) for row in summary.rows):
         figure = plots.objective_by_key(
             [row.values for row in summary.rows],
             [row.test_cost for row in summary.rows],
@@ -379,5 +382,26 @@ def write_summary_csv(summary: SweepSummary, axes: dict[str, str], path: Path) -
 
 
 def abort_sweep(info: SweepInfo, status: str, reason: str) -> None:
-    """End a parent whose sweep stopped before its end (an error, Ctrl-C, SIGTERM)."""
-    end_run(client_for(info.tracking_uri), info.parent_run_id, status, reason)
+    """End a parent whose sweep stopped before its end (an error, a stop signal), after its
+    children still RUNNING: each ends itself once told to stop, so the ones whose process still
+    lives on this host get STOP_GRACE_S to do so; the rest end KILLED here."""
+    client = client_for(info.tracking_uri)
+    deadline = time.monotonic() + STOP_GRACE_S
+    while True:
+        running = [
+            run
+            for run in children(client, info.experiment_id, info.parent_run_id)
+            if run.info.status == "RUNNING"
+        ]
+        alive = [
+            run
+            for run in running
+            if run.data.tags.get(PID_TAG) != str(os.getpid())
+            and process_alive(run.data.tags, run.info.start_time)
+        ]
+        if not alive or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    for run in running:
+        end_run(client, run.info.run_id, "KILLED", f"its sweep stopped: {reason}")
+    end_run(client, info.parent_run_id, status, reason)

@@ -12,7 +12,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from nnexp.errors import UserError
-from nnexp.privacy import redact, reveal
+from nnexp.privacy import encode_password, redact, reveal
 
 SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql")
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -26,9 +26,9 @@ DATABASE_EXTRAS = {"postgresql": "postgres"}
 
 def resolve_uri(configured: str | None, launch_dir: Path) -> str:
     """``configured`` (its password, if redacted, revealed), else $MLFLOW_TRACKING_URI, else
-    sqlite:///<launch_dir>/mlflow.db; a relative SQLite path is made absolute against
-    ``launch_dir`` so every job shares one store."""
-    uri = (
+    sqlite:///<launch_dir>/mlflow.db, its password percent-encoded where it must be; a relative
+    SQLite path is made absolute against ``launch_dir`` so every job shares one store."""
+    uri = encode_password(
         (configured and reveal(configured))
         or os.environ.get("MLFLOW_TRACKING_URI")
         or f"sqlite:///{launch_dir}/mlflow.db"

@@ -1,0 +1,139 @@
+"""No file nnexp did not write is overwritten or deleted: a run or sweep folder over the user's
+files is refused before anything is written, two runs never share a folder, and a report's
+``--out`` never removes what appeared there while it rendered."""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from conftest import all_runs, assert_one_line_error, run_cli
+from nnexp.errors import UserError
+from nnexp.output_folders import MARK, take_run_dir, take_sweep_dir
+from nnexp.report.output import write_atomically
+from nnexp.sweep_folder import SWEEP_FILE
+
+#: What a user keeps in a project folder, under the names a run writes.
+USER_FILES = {
+    "config.yaml": "my own config\n",
+    "weights.npz": "my weights",
+    "costs.csv": "epoch,cost\n",
+    "cost_curve.png": "my figure",
+}
+#: How a report refuses an --out that changed while it rendered.
+REFUSED_OUT = r"did not write there|changed while the report rendered"
+
+
+def user_folder(folder: Path) -> dict[str, str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in USER_FILES.items():
+        (folder / name).write_text(text)
+    return snapshot(folder)
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_a_new_or_empty_folder_is_taken_and_marked(tmp_path):
+    assert take_run_dir(tmp_path / "a" / "b") == tmp_path / "a" / "b"
+    (tmp_path / "empty").mkdir()
+    assert take_run_dir(tmp_path / "empty") == tmp_path / "empty"
+    assert (tmp_path / "a" / "b" / MARK).is_file() and (tmp_path / "empty" / MARK).is_file()
+
+
+def test_a_run_folder_taken_by_another_run_gives_the_next_free_name(tmp_path):
+    wanted = tmp_path / "outputs" / "2026-12-02" / "01-02-03"
+    taken = [take_run_dir(wanted) for _ in range(3)]
+    assert [p.name for p in taken] == ["01-02-03", "01-02-03_1", "01-02-03_2"]
+
+
+def test_runs_taking_one_folder_at_once_each_get_their_own(tmp_path):
+    wanted = tmp_path / "outputs" / "12-00-00"
+    with ProcessPoolExecutor(4) as pool:
+        taken = list(pool.map(take_run_dir, [wanted] * 8))
+    assert len(set(taken)) == 8
+
+
+@pytest.mark.parametrize("take", [take_run_dir, take_sweep_dir])
+def test_a_folder_holding_the_users_files_is_refused_and_left_as_it_was(tmp_path, take):
+    before = user_folder(tmp_path / "project")
+    with pytest.raises(UserError, match="holds files nnexp did not write"):
+        take(tmp_path / "project")
+    assert snapshot(tmp_path / "project") == before
+    assert not (tmp_path / "project_1").exists()
+
+
+def test_a_sweep_folder_nnexp_wrote_is_taken_again_for_a_resume(tmp_path):
+    take_sweep_dir(tmp_path / "sweep")
+    (tmp_path / "sweep" / "0").mkdir()
+    take_sweep_dir(tmp_path / "sweep")
+    (tmp_path / "older").mkdir()
+    (tmp_path / "older" / SWEEP_FILE).write_text("{}")
+    take_sweep_dir(tmp_path / "older")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", ["hydra.run.dir", "hydra.sweep.dir"])
+def test_the_launch_folder_as_output_is_refused_before_anything_is_written(tmp_path, store, key):
+    before = user_folder(tmp_path)
+    before.pop("mlflow.db")
+    sweep = ["-m", "model.hidden=3,4"] if key == "hydra.sweep.dir" else []
+    done = run_cli(
+        "nnexp-train", *sweep, f"{key}=.", f"tracking.uri={store}", "optim.epochs=2",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert_one_line_error(done, key, "holds files nnexp did not write", "new or empty folder")
+    after = snapshot(tmp_path)
+    after.pop("mlflow.db")
+    assert after == before
+    assert all_runs(store) == []
+
+
+@pytest.mark.slow
+def test_two_runs_into_one_folder_write_two_folders(tmp_path):
+    args = ["hydra.run.dir=outputs/same", "tracking.enabled=false", "optim.epochs=2"]
+    for _ in range(2):
+        done = run_cli("nnexp-train", *args, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+    folders = sorted(p.name for p in (tmp_path / "outputs").iterdir())
+    assert folders == ["same", "same_1"]
+    for name in folders:
+        assert (tmp_path / "outputs" / name / "weights.npz").is_file()
+        assert (tmp_path / "outputs" / name / ".hydra" / "config.yaml").is_file()
+
+
+def test_a_folder_created_at_out_while_rendering_is_kept(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "report"
+
+    def render(work: Path) -> None:
+        (work / "report.md").write_text("# report\n")
+        out.mkdir()
+        (out / "notes.txt").write_text("mine")
+
+    with pytest.raises(UserError, match=REFUSED_OUT):
+        write_atomically(out, render, lambda work: None)
+    assert snapshot(out) == {"notes.txt": hashlib.sha256(b"mine").hexdigest()}
+    assert [p.name for p in tmp_path.iterdir()] == ["report"]
+
+
+def test_a_file_added_to_a_previous_report_while_rendering_is_kept(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "report"
+    write_atomically(out, lambda work: (work / "report.md").write_text("1"), lambda work: None)
+
+    def render(work: Path) -> None:
+        (work / "report.md").write_text("2")
+        (out / "notes.txt").write_text("mine")
+
+    with pytest.raises(UserError, match=REFUSED_OUT):
+        write_atomically(out, render, lambda work: None)
+    assert (out / "notes.txt").read_text() == "mine" and (out / "report.md").read_text() == "1"
