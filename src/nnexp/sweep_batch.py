@@ -25,9 +25,11 @@ from nnexp.signals import Terminated, raise_pending, signals_deferred
 from nnexp.train import checked, diverged_error, job_tags, open_tracker
 from nnexp.vocabulary import ERROR_TAG, STATUS_TAG, metric_values
 
-#: A group training longer than this opens its children and streams their points this often
-#: (seconds; as ``tracking.run.FLUSH_SECONDS``, which is not imported: it imports mlflow).
+#: Once its children are open, a group sends their points this often (seconds), or sooner once
+#: MAX_POINTS wait per child: as ``tracking.run`` does for a single run (not imported here: it
+#: imports mlflow).
 FLUSH_SECONDS = 2.0
+MAX_POINTS = 1000
 
 
 @dataclass
@@ -117,8 +119,12 @@ def draw_curves(items: Sequence[SweepJob], trackers: Trackers) -> None:
     title = f"test cost of jobs {first}–{last} ({len(done)} finished)"
     plots.cost_curves([item.curve for item in done], title, path)
     writer = trackers.writer(done[0])
-    if writer is not None:
+    if writer is None:
+        return
+    try:
         writer.log_on_parent(path)
+    except UserError as err:  # the jobs are recorded; the figure stays in the sweep folder
+        console.warning(f"{err}; the figure stays at {path}")
 
 
 def check_all(
@@ -163,22 +169,35 @@ def fail(item: SweepJob, reason: str) -> None:
 
 
 class GroupLog:
-    """The child runs of one group. A group that trains longer than FLUSH_SECONDS opens its
-    children RUNNING and streams their points every FLUSH_SECONDS from then on (so a long sweep
-    shows its progress, and a killed process leaves runs that `nnexp runs repair` ends); a short
-    one writes each child once, after training, at MLflow's floor."""
+    """The child runs of one group. A group that trains longer than ``tracking.live_after``
+    seconds opens its children RUNNING and from then on streams their points every FLUSH_SECONDS
+    or MAX_POINTS (so a long sweep shows its progress, and a killed process leaves runs that
+    `nnexp runs repair` ends); a short one writes each child once, after training, at MLflow's
+    floor."""
 
     def __init__(self, group: Sequence[SweepJob], trackers: Trackers, points: Points):
         self.group, self.trackers, self.points = group, trackers, points
         self.children: list = [None] * len(group)
         self.sent = 0
+        self.live = False
         self.last = time.monotonic()
+        self.live_after = float(group[0].job.cfg["tracking"]["live_after"])
         self.offsets = np.cumsum([0, *(len(item.job.rngs) for item in group)])
+
+    def due(self) -> bool:
+        """Whether the points are to be sent now: past live_after, then every FLUSH_SECONDS or
+        once MAX_POINTS wait per child."""
+        elapsed = time.monotonic() - self.last
+        if not self.live:
+            return elapsed >= self.live_after
+        waiting = (len(self.points.epochs) - self.sent) * len(self.points.values)
+        return elapsed > FLUSH_SECONDS or waiting >= MAX_POINTS
 
     def on_record(self, epoch: int) -> None:
         """After each recorded epoch: a pending signal raised; points sent if it is time."""
         raise_pending()
-        if time.monotonic() - self.last > FLUSH_SECONDS:
+        if self.due():
+            self.live = True
             with signals_deferred():  # a signal waits until the points sent are counted
                 for index in range(len(self.group)):
                     child = self.child(index)
@@ -258,10 +277,11 @@ def run_group(
         stop(log, slices(jobs, points), 0, err)
         raise
     except Exception as err:
-        traceback.print_exc()
-        ended = ("FAILED", "failed", f"{type(err).__name__}: {err}")
+        if not isinstance(err, UserError):  # a store that failed is its one line; else a bug
+            traceback.print_exc()
+        reason = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
         for index, part in enumerate(slices(jobs, points)):
-            record(log, index, part, ended)
+            record(log, index, part, ("FAILED", "failed", reason))
         return
     parts = slices(jobs, points, diverged_at)
     for index, part in enumerate(parts):
