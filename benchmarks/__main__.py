@@ -24,6 +24,7 @@ SECTIONS = [
     "metrics",
     "tracking",
     "sweep",
+    "batched",
     "report_scale",
 ]
 

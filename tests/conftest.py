@@ -27,7 +27,8 @@ BIN = Path(sys.executable).parent
 #: FAULT_MARGIN epochs ahead of what the store shows. It is short when it finishes; the fault
 #: tests stop it mid-training with frozen_mid_job, never by counting on its length. Recording
 #: every epoch keeps eight batches between the first one stored and the margin (as 10000 epochs
-#: recorded every 2 did) for half the training.
+#: recorded every 2 did) for half the training. ``tracking.live_after=0``: a sweep group on the
+#: nnexp launcher opens its children at once and streams like a single run, however fast it trains.
 FAULT_EPOCHS, FAULT_EVERY = 5000, 1
 MAX_METRICS = 1000
 FAULT_MARGIN = 2 * (MAX_METRICS // 2) * FAULT_EVERY
@@ -35,6 +36,7 @@ FAULT_JOB = [
     f"optim.epochs={FAULT_EPOCHS}",
     f"tracking.log_every={FAULT_EVERY}",
     "tracking.log_model=false",
+    "tracking.live_after=0",
 ]
 
 

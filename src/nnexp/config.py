@@ -110,6 +110,7 @@ class TrackingSchema:
     log_every: int = MISSING
     log_model: bool = MISSING
     dynamics: bool = MISSING
+    live_after: float = 2.0
 
 
 @dataclass
@@ -220,6 +221,7 @@ def check(cfg: DictConfig) -> None:
     if not math.isfinite(cfg.regularization.l2):
         raise UserError(f"regularization.l2={cfg.regularization.l2} must be finite, e.g. 1e-4")
     _at_least(cfg, "tracking.log_every", 1)
+    _at_least(cfg, "tracking.live_after", 0.0, "(seconds; 0: child runs open at once)")
     _at_least(cfg, "train.seeds", 1)
     if cfg.train.seeds > MAX_SEEDS:
         raise UserError(

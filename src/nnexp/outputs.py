@@ -19,18 +19,25 @@ from nnexp.privacy import redact_tree
 
 
 def write_outputs(
-    cfg: dict[str, Any], dataset: Dataset, result: TrainResult, seeds: list[int], folder: Path
+    cfg: dict[str, Any],
+    dataset: Dataset,
+    result: TrainResult,
+    seeds: list[int],
+    folder: Path,
+    figure: bool = True,
 ) -> dict[str, Path]:
-    """Write the job's files; returns them by role (weights, config, overrides, curve, costs).
+    """Write the job's files; returns them by role (weights, config, overrides, curve, costs);
+    ``figure=False`` leaves out the curve (a batched sweep draws one figure for all its jobs).
     A full disk or an unwritable folder raises RunFailed naming the folder."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         files = {
             "weights": _weights(result, seeds, folder / "weights.npz"),
             "config": _config(cfg, folder / "config.yaml"),
-            "curve": _curve(result, seeds, dataset.name, cfg, folder / "cost_curve.png"),
             "costs": _costs(result, seeds, folder / "costs.csv"),
         }
+        if figure:
+            files["curve"] = _curve(result, seeds, dataset.name, cfg, folder / "cost_curve.png")
         if cfg["tracking"]["enabled"] and cfg["tracking"]["log_model"]:
             write_model_inputs(dataset, folder)
     except OSError as err:

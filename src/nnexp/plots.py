@@ -54,6 +54,24 @@ def cost_curve(
     return save_png(figure, path)
 
 
+def cost_curves(curves: list[tuple[np.ndarray, np.ndarray]], title: str, path: Path) -> Path:
+    """Test cost against epoch of many runs in one panel (log scale): a sweep's children, each
+    (epochs, test_cost) a thin line."""
+    figure = new_figure(layout=None)
+    figure.subplots_adjust(left=0.13, right=0.97, top=0.92, bottom=0.12)
+    axes = figure.add_subplot()
+    for epochs, test_cost in curves:
+        axes.plot(epochs, test_cost, color="tab:orange", alpha=0.4, linewidth=0.8)
+    axes.set_yscale("log")
+    axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))
+    axes.yaxis.set_minor_locator(NullLocator())
+    axes.set_xlabel("epoch")
+    axes.set_ylabel("test cost C")
+    axes.set_title(title)
+    axes.grid(True, alpha=0.3)
+    return save_png(figure, path)
+
+
 def objective_by_key(
     values: list[dict[str, str]], objective: list[float], keys: list[str], path: Path
 ) -> Path:

@@ -87,6 +87,36 @@ def signals_raise() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Within the block a stop signal is only noted (the first one begins the stop, as in
+    ``signals_raise``: its ``on_stop`` callbacks run at once); it raises when the block ends: for
+    a write that must not be cut between its commit and its bookkeeping. (A handler swap, not a
+    signal mask: Python runs handlers in the main thread whichever thread the signal reached.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+
+    def note(signum: int, frame) -> None:
+        if _stopping:
+            return
+        _stopping.append(signum)
+        for callback in list(_on_stop):
+            callback(signum)
+        caught.append(signum)
+
+    previous = {signum: signal.signal(signum, note) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if caught:
+        _pending[:] = [caught[0]]
+        raise stop_exception(caught[0])
+
+
 #: Stop signals a helper process (not a job) should outlive: a closed terminal, Ctrl-\.
 HELPER_HELD = (signal.SIGHUP, signal.SIGQUIT)
 

@@ -221,18 +221,26 @@ def fit(job: Job, log, interactive: bool) -> core.TrainResult:
             record=job.metric_names,
         )
     log.metrics(result.history.epochs[-1], metric_values(result.history.summaries(), job.seeds))
+    if (error := diverged_error(job, result.diverged_at)) is not None:
+        raise error
+    return result
+
+
+def diverged_error(job: Job, diverged_at: Sequence[int | None]) -> TrainingDiverged | None:
+    """The job's TrainingDiverged if any copy's cost stopped being finite (its epoch per copy in
+    ``diverged_at``), else None."""
     diverged = [
         (seed, epoch)
-        for seed, epoch in zip(job.seeds, result.diverged_at, strict=True)
+        for seed, epoch in zip(job.seeds, diverged_at, strict=True)
         if epoch is not None
     ]
-    if diverged:
-        seed, epoch = diverged[0]
-        where = f"the cost stopped being finite at epoch {epoch}"
-        if len(job.seeds) > 1:
-            where = f"{len(diverged)} of {len(job.seeds)} seeds, first seed {seed} at epoch {epoch}"
-        raise TrainingDiverged(f"training diverged: {where}; lower optim.lr (now {job.hp.lr})")
-    return result
+    if not diverged:
+        return None
+    seed, epoch = diverged[0]
+    where = f"the cost stopped being finite at epoch {epoch}"
+    if len(job.seeds) > 1:
+        where = f"{len(diverged)} of {len(job.seeds)} seeds, first seed {seed} at epoch {epoch}"
+    return TrainingDiverged(f"training diverged: {where}; lower optim.lr (now {job.hp.lr})")
 
 
 #: A single run's error, handed from the job to ``main``: an exception leaving the job would make

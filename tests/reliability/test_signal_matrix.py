@@ -20,8 +20,9 @@ from conftest import BIN, FAULT_JOB, clean_env, mid_job, mlflow_client, sweep_ru
 pytestmark = pytest.mark.slow
 
 #: Launchers that run a sweep's jobs on this machine, with the overrides that choose them; two
-#: workers for the ones that run jobs side by side. (``nnexp``, the batched launcher, joins here.)
+#: workers for the ones that run jobs side by side.
 LAUNCHERS = {
+    "nnexp": [],
     "basic": ["hydra/launcher=basic"],
     "joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
 }
