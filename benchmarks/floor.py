@@ -73,6 +73,24 @@ def write_files(folder: Path, params: dict[str, object], result: core.TrainResul
         writer.writerows(zip(epochs, train_cost[:, 0], test_cost[:, 0], strict=True))
 
 
+def log_record(
+    client: MlflowClient, run_id: str, params: dict[str, object], result: core.TrainResult
+) -> None:
+    """One log_batch: the params, both cost curves of copy 0 and the status tag."""
+    steps, train_cost, test_cost = result.history.as_arrays()
+    metrics = [
+        Metric(key, float(value), 0, int(step))
+        for key, values in (("train_cost", train_cost), ("test_cost", test_cost))
+        for step, value in zip(steps, values[:, 0], strict=True)
+    ]
+    client.log_batch(
+        run_id,
+        metrics=metrics,
+        params=[Param(key, str(value)) for key, value in params.items()],
+        tags=[RunTag("nnexp.status", "finished")],
+    )
+
+
 def main(uri: str, jobs: int, epochs: int) -> None:
     """Train and log ``jobs`` runs into the experiment ``floor`` of the store at ``uri``."""
     data = load_dataset({"name": "sleep_study"}, np.random.default_rng(0))
@@ -90,18 +108,7 @@ def main(uri: str, jobs: int, epochs: int) -> None:
         tags = {"mlflow.parentRunId": parent.info.run_id} if parent else {}
         run = client.create_run(experiment_id, run_name=f"hidden={hidden}", tags=tags)
         params = config(hidden, epochs)
-        steps, train_cost, test_cost = result.history.as_arrays()
-        metrics = [
-            Metric(key, float(value), 0, int(step))
-            for key, values in (("train_cost", train_cost), ("test_cost", test_cost))
-            for step, value in zip(steps, values[:, 0], strict=True)
-        ]
-        client.log_batch(
-            run.info.run_id,
-            metrics=metrics,
-            params=[Param(key, str(value)) for key, value in params.items()],
-            tags=[RunTag("nnexp.status", "finished")],
-        )
+        log_record(client, run.info.run_id, params, result)
         with tempfile.TemporaryDirectory() as folder:
             write_files(Path(folder), params, result)
             client.log_artifacts(run.info.run_id, folder)

@@ -22,9 +22,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunTag
 
-from benchmarks.floor import config
+from benchmarks.floor import config, log_record
 from nnexp import core
 from nnexp.data import load_dataset
 from nnexp.job import model_streams
@@ -69,9 +68,8 @@ def write_files(folder: Path, params: dict[str, object], result: core.TrainResul
 
 def fake_result(hidden: int, epochs: int) -> core.TrainResult:
     """A result of the right sizes, for the minimum (no training)."""
-    history = core.History(
-        list(range(epochs + 1)), [np.ones(1)] * (epochs + 1), [np.ones(1)] * (epochs + 1)
-    )
+    ones = [np.ones(1)] * (epochs + 1)
+    history = core.History(list(range(epochs + 1)), {"train_cost": ones, "test_cost": ones})
     return core.TrainResult(np.ones((1, 2, hidden)), np.ones((1, hidden, 1)), history, [None])
 
 
@@ -93,18 +91,7 @@ def main(mode: str, uri: str, jobs: int, epochs: int) -> None:
             run_name=f"lr={params['optim.lr']} seed={params['seed']} hidden={hidden}",
             tags={"mlflow.parentRunId": parent.info.run_id},
         )
-        steps, train_cost, test_cost = result.history.as_arrays()
-        metrics = [
-            Metric(key, float(value), 0, int(step))
-            for key, values in (("train_cost", train_cost), ("test_cost", test_cost))
-            for step, value in zip(steps, values[:, 0], strict=True)
-        ]
-        client.log_batch(
-            run.info.run_id,
-            metrics=metrics,
-            params=[Param(key, str(value)) for key, value in params.items()],
-            tags=[RunTag("nnexp.status", "finished")],
-        )
+        log_record(client, run.info.run_id, params, result)
         if mode == "minimum":  # the same four files, written once
             client.log_artifacts(run.info.run_id, ready)
         else:

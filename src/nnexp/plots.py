@@ -31,6 +31,18 @@ def save_png(figure: Figure, path: Path) -> Path:
     return path
 
 
+def log_cost_axes(axes, ylabel: str, title: str) -> None:
+    """A cost panel's axes: log y with plain tick labels (0.01, not mathtext) and no minor ticks,
+    epochs on x, a light grid."""
+    axes.set_yscale("log")
+    axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))
+    axes.yaxis.set_minor_locator(NullLocator())
+    axes.set_xlabel("epoch")
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
+    axes.grid(True, alpha=0.3)
+
+
 def cost_curve(
     epochs: np.ndarray, train_cost: np.ndarray, test_cost: np.ndarray, title: str, path: Path
 ) -> Path:
@@ -42,14 +54,8 @@ def cost_curve(
     axes.plot(epochs, train_cost, label="train_cost", color="tab:blue")
     if np.isfinite(test_cost).any():
         axes.plot(epochs, test_cost, label="test_cost", color="tab:orange")
-    axes.set_yscale("log")
+    log_cost_axes(axes, "cost C", title)
     axes.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-    axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))
-    axes.yaxis.set_minor_locator(NullLocator())
-    axes.set_xlabel("epoch")
-    axes.set_ylabel("cost C")
-    axes.set_title(title)
-    axes.grid(True, alpha=0.3)
     axes.legend(loc="upper right")
     return save_png(figure, path)
 
@@ -62,13 +68,7 @@ def cost_curves(curves: list[tuple[np.ndarray, np.ndarray]], title: str, path: P
     axes = figure.add_subplot()
     for epochs, test_cost in curves:
         axes.plot(epochs, test_cost, color="tab:orange", alpha=0.4, linewidth=0.8)
-    axes.set_yscale("log")
-    axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))
-    axes.yaxis.set_minor_locator(NullLocator())
-    axes.set_xlabel("epoch")
-    axes.set_ylabel("test cost C")
-    axes.set_title(title)
-    axes.grid(True, alpha=0.3)
+    log_cost_axes(axes, "test cost C", title)
     return save_png(figure, path)
 
 
