@@ -21,8 +21,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from nnexp import console, loky_tracker, output_folders, sweep_folder
 from nnexp.errors import RUN_FAILED, UserError, first_line
-from nnexp.hydra_private import split_sweep
 from nnexp.privacy import redact
+from nnexp.private_api import split_sweep
 from nnexp.progress import SweepProgress
 from nnexp.signals import Terminated, on_stop
 

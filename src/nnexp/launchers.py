@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from nnexp import console
 from nnexp.callbacks import current_sweep, write_failure
-from nnexp.hydra_private import submitit_usr_sig
+from nnexp.private_api import submitit_usr_sig
 from nnexp.progress import record_job_end
 from nnexp.signals import Terminated
 

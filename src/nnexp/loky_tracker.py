@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
+from nnexp import private_api
 from nnexp.signals import held_for_helpers
 
 JOBLIB_LAUNCHER = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
@@ -16,7 +17,5 @@ def start_for(config: DictConfig) -> None:
     """Start the tracker (once per process) when the sweep's launcher is joblib's."""
     if OmegaConf.select(config, "hydra.launcher._target_") != JOBLIB_LAUNCHER:
         return
-    from joblib.externals.loky.backend.resource_tracker import ensure_running
-
     with held_for_helpers():
-        ensure_running()
+        private_api.start_loky_resource_tracker()

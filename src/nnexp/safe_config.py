@@ -24,7 +24,7 @@ from hydra.errors import HydraException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from nnexp import hydra_private
+from nnexp import private_api
 from nnexp.errors import UserError, first_line
 
 #: Resolvers a config may use: the date and Hydra's own values. ``${a.b}`` references any key.
@@ -227,7 +227,7 @@ def _resolvers(text: str) -> frozenset[str]:
     """Every resolver ``text`` calls as OmegaConf reads it, and every one written in it."""
     if "${" not in text:
         return frozenset()
-    return frozenset({*hydra_private.resolver_names(text), *_written_resolvers(text)})
+    return frozenset({*private_api.resolver_names(text), *_written_resolvers(text)})
 
 
 def _written_resolvers(text: str) -> list[str]:
@@ -284,7 +284,7 @@ def reference(launcher: str, sweeper: str) -> DictConfig:
     from nnexp.config import CONF_DIR
 
     try:
-        return hydra_private.compose_unchecked(
+        return private_api.compose_unchecked(
             CONF_DIR, "config", [f"hydra/launcher={launcher}", f"hydra/sweeper={sweeper}"], False
         )
     except (HydraException, OmegaConfBaseException) as err:
@@ -303,4 +303,4 @@ def checked_hydra() -> AbstractContextManager[None]:
     """The context in which nnexp-train runs Hydra: every config Hydra's loader composes (the
     run's, each sweep job's) passes ``check_loaded`` before Hydra configures logging or builds
     callbacks, launchers and sweepers from it."""
-    return hydra_private.checked_composition(check_overrides, check_loaded)
+    return private_api.checked_composition(check_overrides, check_loaded)

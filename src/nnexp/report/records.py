@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from nnexp import private_api
 from nnexp.errors import UserError
 from nnexp.vocabulary import CONFIG_HASH_TAG, ERROR_TAG, SPLITS, STATUS_TAG, cost_key
 
@@ -280,8 +281,7 @@ def histories(
     its client does not expose: ~30 ms for 200 runs where one request per run takes ~40 ms
     each on a store of 10,000 runs, because SQLite scans the metric's rows either way); other
     stores (a tracking server, files) one request per run."""
-    store = getattr(getattr(client, "_tracking_client", None), "store", None)
-    bulk = getattr(store, "get_metric_history_bulk", None)
+    bulk = private_api.metric_history_bulk(client)
     if bulk is None:
         return {run_id: history(client, run_id, key) for run_id in run_ids}
     points: dict[str, list] = {run_id: [] for run_id in run_ids}

@@ -1,6 +1,6 @@
-"""Every use nnexp makes of Hydra's, OmegaConf's and submitit's private API, one function each;
-tests/test_hydra_private.py holds a contract test per use, so a release that changes one fails
-there by name instead of somewhere in a sweep.
+"""Every use nnexp makes of a dependency's private API (Hydra, OmegaConf, submitit, MLflow's
+store, joblib's loky), one function each; tests/test_private_api.py holds a contract test per
+use, so a release that changes one fails there by name instead of somewhere in a sweep.
 
 Why composition is checked through Hydra's loader class (``checked_composition``) rather than
 through something scoped to one loader: ``hydra.main`` builds its ``ConfigLoaderImpl`` inside
@@ -140,3 +140,18 @@ def submitit_usr_sig() -> int:
     import submitit
 
     return submitit.JobEnvironment._usr_sig()
+
+
+def metric_history_bulk(client: Any) -> Callable[[list[str], str, Any], Any] | None:
+    """The store's ``get_metric_history_bulk(run_ids, key, max_results)`` behind an MLflow
+    client (SQL stores have it; the client does not expose it), or None where the store has
+    none (a tracking server, files): one query for many runs' history of one metric."""
+    store = getattr(getattr(client, "_tracking_client", None), "store", None)
+    return getattr(store, "get_metric_history_bulk", None)
+
+
+def start_loky_resource_tracker() -> None:
+    """Start joblib's (loky's) resource tracker now, in this process, if it is not running."""
+    from joblib.externals.loky.backend.resource_tracker import ensure_running
+
+    ensure_running()
