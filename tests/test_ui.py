@@ -114,7 +114,9 @@ def test_sweep_reads_well_in_the_mlflow_ui(tmp_path, shared_server, browser_page
     page.goto(f"{uri}/#/experiments/{experiment_id}/runs/{child.info.run_id}/model-metrics")
     close_assistant(page)
     page.get_by_role("heading", name=child.info.run_name).wait_for()
-    card = page.get_by_test_id("experiment-view-compare-runs-card").filter(has_text="train_cost")
+    # The card titled train_cost itself, not best_train_cost's (one point, no line).
+    title = page.get_by_text("train_cost", exact=True)
+    card = page.get_by_test_id("experiment-view-compare-runs-card").filter(has=title)
     card.locator(".js-plotly-plot path.js-line").first.wait_for()
     line = card.locator(".js-plotly-plot path.js-line").first.get_attribute("d")
     assert line and line.count("L") >= 10  # a drawn curve through the 31 logged epochs
