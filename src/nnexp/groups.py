@@ -86,11 +86,6 @@ class Points:
         for name, row in values.items():
             self.values.setdefault(name, []).append(row)
 
-    @property
-    def train(self) -> list[np.ndarray]:
-        """The train_cost rows."""
-        return self.values.get("train_cost", [])
-
 
 @dataclass
 class Slice:
