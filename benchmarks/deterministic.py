@@ -17,7 +17,8 @@ from benchmarks.markdown import section as markdown_section
 from benchmarks.markdown import table
 from benchmarks.processes import ROOT
 from benchmarks.timing import Timing, ratio
-from nnexp import deterministic, machine
+from nnexp.provenance import machine
+from nnexp.run import deterministic
 
 HEADERS = "shape | default / epoch | deterministic / epoch | deterministic cost"
 

@@ -26,7 +26,7 @@ from mlflow import MlflowClient
 from benchmarks.floor import config, log_record
 from nnexp import core
 from nnexp.data import load_dataset
-from nnexp.job import model_streams
+from nnexp.run.job import model_streams
 
 LRS, L2S, SEEDS = [float(lr) for lr in range(1, 9)], [0.0, 0.001], list(range(8))
 

@@ -27,9 +27,12 @@ from conftest import (
     mlflow_client,
     sweep_runs,
 )
-from nnexp import config, core, groups, memory, train
-from nnexp.groups import split_to_fit
-from nnexp.job import JobContext, prepare
+from nnexp import core, train
+from nnexp.config import schema as config
+from nnexp.run import memory
+from nnexp.run.job import JobContext, prepare
+from nnexp.sweep import groups
+from nnexp.sweep.groups import split_to_fit
 
 EPOCHS = 12
 

@@ -13,7 +13,8 @@ from omegaconf import OmegaConf
 
 from conftest import REPO
 from hydra_plugins.nnexp_sweeper.compose_once import ComposedConfigs
-from nnexp import config, safe_config
+from nnexp.config import safe as safe_config
+from nnexp.config import schema as config
 
 #: The hydra overrides a command line may carry into the master config.
 HYDRA_OVERRIDES = [

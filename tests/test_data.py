@@ -130,7 +130,7 @@ def assert_group_is_the_registry(group: str, names, schemas) -> None:
 
     from hydra import compose, initialize_config_dir
 
-    from nnexp import config
+    from nnexp.config import schema as config
 
     files = {path.stem: path.read_text() for path in (config.CONF_DIR / group).glob("*.yaml")}
     assert sorted(files) == sorted(names) == sorted(schemas)
@@ -145,7 +145,7 @@ def assert_group_is_the_registry(group: str, names, schemas) -> None:
 
 
 def test_the_registry_and_the_dataset_group_name_the_same_datasets_and_schemas():
-    from nnexp import config
+    from nnexp.config import schema as config
     from nnexp.data import REGISTRY
 
     assert sorted(REGISTRY) == sorted(DATASETS)

@@ -8,7 +8,7 @@ import pytest
 from mlflow.exceptions import MlflowException
 
 from nnexp.data import load_dataset
-from nnexp.tracking import job
+from nnexp.run import tracked as job
 
 RACES = [
     "(sqlite3.IntegrityError) UNIQUE constraint failed: datasets.experiment_id, datasets.name",

@@ -34,7 +34,7 @@ def test_terminated_names_its_signal():
 
 def omegaconf_error(args):
     """What reproduce meets in a logged config.yaml with a key this code does not know."""
-    from nnexp import config
+    from nnexp.config import schema as config
 
     OmegaConf.merge(OmegaConf.structured(config.Config), {"model": {"width": 3}})
 

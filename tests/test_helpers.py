@@ -8,11 +8,11 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from nnexp import config
-from nnexp.hydra_errors import HYDRA_ERRORS, hydra_error_line
-from nnexp.job import flatten, run_name
+from nnexp.config import schema as config
+from nnexp.config.hydra_errors import HYDRA_ERRORS, hydra_error_line
 from nnexp.report.make import folder_name
-from nnexp.vocabulary import (
+from nnexp.run.job import flatten, run_name
+from nnexp.tracking.vocabulary import (
     CONFIG_HASH_TAG,
     cost_key,
     final_cost,

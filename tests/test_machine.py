@@ -1,6 +1,6 @@
-"""What decides a run's bits (``nnexp.machine``), the verdict of `nnexp reproduce`
-(``nnexp.verdict``) and how ``model.deterministic`` is read off the command line: in-process, on
-records of machines made up by replacing fields of this one's."""
+"""What decides a run's bits (``nnexp.provenance.machine``), the verdict of `nnexp reproduce`
+(``nnexp.reproduce.verdict``) and how ``model.deterministic`` is read off the command line: in-
+process, on records of machines made up by replacing fields of this one's."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from nnexp import deterministic, machine
-from nnexp.verdict import DIFFERENT, EQUIVALENT, IDENTICAL, deviation, verdict
+from nnexp.provenance import machine
+from nnexp.reproduce.verdict import DIFFERENT, EQUIVALENT, IDENTICAL, deviation, verdict
+from nnexp.run import deterministic
 
 SERVER = machine.Machine(
     arch="x86_64",

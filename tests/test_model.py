@@ -81,7 +81,7 @@ def test_batched_seeds_predict_the_mean_of_the_seeds(train, store, tmp_path):
 def test_standardised_dataset_unscales_inputs_and_targets(train, store, tmp_path):
     from nnexp.core import forward
     from nnexp.data import load_dataset
-    from nnexp.job import data_stream
+    from nnexp.run.job import data_stream
 
     run = train_one(train, store, "dataset=diabetes", "model.hidden=4", "optim.lr=1")
     data = load_dataset({"name": "diabetes", "test_fraction": 0.2}, data_stream(0))

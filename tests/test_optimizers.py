@@ -4,8 +4,9 @@ and the config, help and memory estimate derived from the registry."""
 import numpy as np
 import pytest
 
-from nnexp import config, memory
+from nnexp.config import schema as config
 from nnexp.core import OPTIMIZERS, Hyperparams, make_optimizer, reference, train
+from nnexp.run import memory
 from test_data import assert_group_is_the_registry
 from test_training import fresh, problem
 

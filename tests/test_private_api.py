@@ -12,7 +12,8 @@ from hydra.core.plugins import Plugins
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-from nnexp import config, private_api
+from nnexp import private_api
+from nnexp.config import schema as config
 
 PARSER = OverridesParser.create()
 
@@ -65,7 +66,7 @@ def test_compose_unchecked_is_nnexps_config_with_hydras_node_outside_the_check()
         "ConfigLoaderImpl._load_configuration_impl no longer composes the hydra node with "
         "hydra.runtime.choices"
     )
-    assert cfg.hydra.callbacks.mlflow_sweep._target_ == "nnexp.callbacks.SweepParent"
+    assert cfg.hydra.callbacks.mlflow_sweep._target_ == "nnexp.sweep.lifecycle.SweepParent"
 
 
 def test_value_overrides_apply_to_a_composed_config():

@@ -22,8 +22,8 @@ from conftest import (
     run_cli,
     sweep_runs,
 )
-from nnexp import machine
-from nnexp.reproduce import compare
+from nnexp.provenance import machine
+from nnexp.reproduce.rerun import compare
 
 pytestmark = pytest.mark.slow
 

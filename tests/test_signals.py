@@ -12,8 +12,8 @@ import weakref
 import pytest
 from hydra import compose, initialize_config_dir
 
-from nnexp import config
-from nnexp.job import JobContext, prepare
+from nnexp.config import schema as config
+from nnexp.run.job import JobContext, prepare
 from nnexp.signals import Terminated, raise_pending, signals_raise
 from nnexp.train import fit
 

@@ -30,7 +30,7 @@ def core_result(epochs: int, seed: int = 0):
     """The same run as the CLI's defaults, computed in-process by the core."""
     from nnexp.core import Hyperparams, init_weights, train
     from nnexp.data import load_dataset
-    from nnexp.job import model_streams
+    from nnexp.run.job import model_streams
 
     data = load_dataset({"name": "sleep_study"}, np.random.default_rng(0))
     rngs = [model_streams(seed)]

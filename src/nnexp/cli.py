@@ -1,7 +1,7 @@
 """`nnexp`: everything besides training (`nnexp-train`): reports, listing and diffing runs,
 reproduction, run repair and a tracking server. An error ends it with one line on stderr and the
 exit status of ``errors.exit_code``: 2 bad input, 1 a run that failed, 130/143 Ctrl-C/SIGTERM;
-`nnexp reproduce` exits 0 identical, 3 equivalent, 1 different (``nnexp.verdict``)."""
+`nnexp reproduce` exits 0 identical, 3 equivalent, 1 different (``nnexp.reproduce.verdict``)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from nnexp import console, privacy
+from nnexp import console
+from nnexp.config.hydra_errors import HYDRA_ERRORS, hydra_error_line
 from nnexp.errors import UserError, exit_code
-from nnexp.hydra_errors import HYDRA_ERRORS, hydra_error_line
+from nnexp.reproduce.verdict import DEFAULT_TOLERANCE, DIFFERENT, verdict
+from nnexp.safety import privacy
 from nnexp.signals import Terminated, signals_raise
-from nnexp.verdict import DEFAULT_TOLERANCE, DIFFERENT, verdict
 
 DESCRIPTION = (
     "Everything besides training (nnexp-train): reports, reproduction, run repair and a "
@@ -211,7 +212,7 @@ def _repair(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     client = _client(args)
-    from nnexp.config import CONF_DIR
+    from nnexp.config.schema import CONF_DIR
     from nnexp.report.make import make_report
 
     written = make_report(client, args.target, CONF_DIR / "experiment", args.out)
@@ -264,7 +265,7 @@ def _diff(args: argparse.Namespace) -> int:
 
 def _reproduce(args: argparse.Namespace) -> int:
     client = _client(args)
-    from nnexp.reproduce import reproduce
+    from nnexp.reproduce.rerun import reproduce
 
     done = reproduce(client, args.run_id, console.warning, pin=not args.no_pin)
     for found in done.differences:
@@ -280,7 +281,7 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 
 def _server(args: argparse.Namespace) -> int:
-    from nnexp.server import serve
+    from nnexp.tracking.server import serve
 
     if not 1 <= args.port <= 65535:
         raise UserError(f"--port {args.port} is not a TCP port; pass one from 1 to 65535")

@@ -13,8 +13,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from nnexp.printable import capped, printable, printable_line
-from nnexp.privacy import redact
+from nnexp.safety.printable import capped, printable, printable_line
+from nnexp.safety.privacy import redact
 
 #: Wide enough for a sweep table with full run ids when output goes to a file or a pipe.
 PIPE_WIDTH = 200

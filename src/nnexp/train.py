@@ -16,18 +16,10 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from nnexp import (
-    config,
-    console,
-    core,
-    deterministic,
-    output_folders,
-    privacy,
-    provenance,
-    safe_config,
-    sweep_folder,
-)
-from nnexp.callbacks import SweepAborted, sweep_scope, write_failure
+from nnexp import console, core
+from nnexp.config import safe as safe_config
+from nnexp.config import schema as config
+from nnexp.config.hydra_errors import HYDRA_ERRORS, hydra_error_line
 from nnexp.errors import (
     BAD_INPUT,
     RunFailed,
@@ -36,8 +28,10 @@ from nnexp.errors import (
     exit_code,
     unwritable_line,
 )
-from nnexp.hydra_errors import HYDRA_ERRORS, hydra_error_line
-from nnexp.job import (
+from nnexp.provenance import source as provenance
+from nnexp.run import deterministic
+from nnexp.run import folders as output_folders
+from nnexp.run.job import (
     Job,
     JobContext,
     JobOutcome,
@@ -46,11 +40,14 @@ from nnexp.job import (
     run_name,
     task_overrides,
 )
-from nnexp.outputs import write_outputs
-from nnexp.progress import record_job_end
+from nnexp.run.outputs import write_outputs
+from nnexp.run.untracked import Untracked
+from nnexp.safety import privacy
 from nnexp.signals import Terminated, raise_pending, signals_raise
-from nnexp.untracked import Untracked
-from nnexp.vocabulary import CONFIG_HASH_TAG, JOB_NUM_TAG, OUTPUT_DIR_TAG, metric_values
+from nnexp.sweep.lifecycle import SweepAborted, sweep_scope, write_failure
+from nnexp.sweep.progress import record_job_end
+from nnexp.tracking import sweep_file as sweep_folder
+from nnexp.tracking.vocabulary import CONFIG_HASH_TAG, JOB_NUM_TAG, OUTPUT_DIR_TAG, metric_values
 
 
 def train(
@@ -170,7 +167,7 @@ def open_tracker(cfg: DictConfig, ctx: JobContext):
         sweep = SweepInfo.load(ctx.sweep_dir)
     uri = sweep.tracking_uri if sweep else resolve_uri(cfg.tracking.uri, ctx.launch_dir)
     check_store(uri)
-    from nnexp.tracking.job import JobTracker
+    from nnexp.run.tracked import JobTracker
 
     return JobTracker(uri, cfg.tracking.experiment, sweep)
 

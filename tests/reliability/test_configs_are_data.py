@@ -12,14 +12,14 @@ import yaml
 from omegaconf import OmegaConf
 
 from conftest import TRAIN_PROBE, assert_one_line_error, clean_env, run_cli
-from nnexp.errors import UserError
-from nnexp.safe_config import (
+from nnexp.config.safe import (
     ALLOWED_HYDRA_KEYS,
     check_hydra_keys,
     check_loaded,
     check_overrides,
     reference,
 )
+from nnexp.errors import UserError
 
 SECRET = "hunter2-secret"
 
@@ -27,7 +27,7 @@ SECRET = "hunter2-secret"
 @pytest.fixture(scope="module", autouse=True)
 def _schemas() -> None:
     """nnexp's schemas in Hydra's ConfigStore, as ``nnexp-train`` puts them before composing."""
-    from nnexp import config
+    from nnexp.config import schema as config
 
     config.register_schemas()
 
@@ -146,7 +146,7 @@ def test_a_shared_config_runs_nothing_and_writes_nothing(tmp_path, route):
 
 def test_git_runs_in_a_fixed_environment_whatever_the_process_has(tmp_path, monkeypatch):
     """Even with the job's variables in the environment, git runs with nnexp's own."""
-    from nnexp import provenance
+    from nnexp.provenance import source as provenance
 
     home = tmp_path / "home"
     home.mkdir()

@@ -14,14 +14,14 @@ from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
 from conftest import assert_one_line_error, clean_env, run_cli
-from nnexp.errors import UserError
-from nnexp.safe_config import (
+from nnexp.config.safe import (
     ALLOWED_RESOLVERS,
     PLUGIN_PACKAGES,
     check_composed,
     check_overrides,
 )
-from nnexp.safe_yaml import read_mapping
+from nnexp.errors import UserError
+from nnexp.safety.logged_yaml import read_mapping
 
 DOTTED = st.from_regex(r"[a-z_][a-z0-9_]{0,8}(\.[a-z_][a-z0-9_]{0,8}){0,3}", fullmatch=True)
 RESOLVERS = st.one_of(
@@ -58,7 +58,7 @@ def test_any_target_outside_nnexp_and_hydra_plugins_is_refused(target, name):
         nested(f"hydra.callbacks.{name}._target_", target),
         nested("hydra.callbacks.mlflow_sweep._target_", target),
         nested("hydra.launcher._target_", target),
-        nested(f"{name}._target_", "nnexp.callbacks.SweepParent"),
+        nested(f"{name}._target_", "nnexp.sweep.lifecycle.SweepParent"),
     ):
         with pytest.raises(UserError, match="remove"):
             check_composed(OmegaConf.create(tree))
@@ -85,7 +85,7 @@ def test_code_by_other_names_is_refused(tree, fragment):
 
 def test_nnexps_own_config_passes():
     hydra_conf = {
-        "callbacks": {"mlflow_sweep": {"_target_": "nnexp.callbacks.SweepParent"}},
+        "callbacks": {"mlflow_sweep": {"_target_": "nnexp.sweep.lifecycle.SweepParent"}},
         "launcher": {"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"},
         "run": {"dir": "${hydra.runtime.cwd}/outputs/${now:%Y-%m-%d}"},
         "job": {"env_set": {"OMP_NUM_THREADS": "1"}},

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import all_runs, assert_one_line_error, run_cli
 from nnexp.errors import UserError
-from nnexp.weights import load_weights
+from nnexp.run.weights import load_weights
 
 #: A header and ``rows`` × 16000 float64 zeros: 128 MB for 1000 rows, ~0.13 MB deflated.
 COLUMNS = 16_000

@@ -19,11 +19,11 @@ from hypothesis import strategies as st
 from conftest import all_runs, assert_one_line_error, run_cli
 from nnexp.data.csv_file import DataError, load_csv
 from nnexp.errors import UserError
-from nnexp.memory import training_bytes
 from nnexp.report.figures import heatmap
 from nnexp.report.records import Curve, RunRecord
-from nnexp.safe_files import regular_file
-from nnexp.weights import load_weights
+from nnexp.run.memory import training_bytes
+from nnexp.run.weights import load_weights
+from nnexp.safety.files import regular_file
 from reliability.conftest import snapshot
 
 RNG = np.random.default_rng(0)

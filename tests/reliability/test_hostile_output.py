@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from conftest import assert_one_line_error, run_cli
 from nnexp import console
-from nnexp.printable import LINE_LIMIT, capped, printable, printable_line
-from nnexp.progress import SweepProgress, record_job_end
 from nnexp.report.document import Bullets, Code, Heading, Paragraph, Table, to_html, to_markdown
+from nnexp.safety.printable import LINE_LIMIT, capped, printable, printable_line
+from nnexp.sweep.progress import SweepProgress, record_job_end
 from reliability.conftest import read_only, snapshot
 
 #: Every character that must never reach a terminal or a report raw.

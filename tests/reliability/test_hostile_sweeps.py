@@ -18,7 +18,7 @@ from conftest import (
     run_train_probe,
     sweep_runs,
 )
-from nnexp import provenance
+from nnexp.provenance import source as provenance
 from nnexp.tracking.repair import process_alive
 from reliability.test_faults import start
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from conftest import clean_env, free_port, run_cli, sweep_runs
 from nnexp.errors import UserError
-from nnexp.privacy import (
+from nnexp.safety.privacy import (
     MASK,
     PRIVATE_URIS_ENV,
     hide_secret_args,

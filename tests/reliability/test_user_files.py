@@ -12,9 +12,9 @@ import pytest
 
 from conftest import all_runs, assert_one_line_error, run_cli
 from nnexp.errors import UserError
-from nnexp.output_folders import MARK, take_run_dir, take_sweep_dir
 from nnexp.report.output import write_atomically
-from nnexp.sweep_folder import SWEEP_FILE
+from nnexp.run.folders import MARK, take_run_dir, take_sweep_dir
+from nnexp.tracking.sweep_file import SWEEP_FILE
 
 #: What a user keeps in a project folder, under the names a run writes.
 USER_FILES = {

@@ -1,6 +1,6 @@
 """``hydra/launcher=nnexp`` (nnexp's default): the sweep's jobs run in the launching process with
 none of Hydra's per-job set-up (no logging set-up, no chdir); same-shape jobs train as one batched
-computation (``nnexp.sweep_batch``). Each job keeps its output folder, its ``.hydra/config.yaml``
+computation (``nnexp.sweep.batch``). Each job keeps its output folder, its ``.hydra/config.yaml``
 and ``overrides.yaml`` (Hydra's settings, the same for every job, are the sweep folder's
 ``multirun.yaml``: no per-job ``hydra.yaml``), ``hydra.job.num`` and its own child run; the
 sweeper gets a JobReturn with each job's objective."""
@@ -40,7 +40,7 @@ def save_yaml(node: object, path: Path) -> None:
 
 class BatchedLauncher(Launcher):
     """Composes each job (through the sweeper's loader), writes its ``.hydra/`` files, hands the
-    jobs to ``nnexp.sweep_batch`` and draws their test costs in one figure on the parent."""
+    jobs to ``nnexp.sweep.batch`` and draws their test costs in one figure on the parent."""
 
     def __init__(self, n_jobs: int = 1) -> None:
         self.n_jobs = n_jobs
@@ -59,7 +59,7 @@ class BatchedLauncher(Launcher):
     ) -> Sequence[JobReturn]:
         """Run the jobs; one JobReturn per job, in order, its value the job's objective."""
         from nnexp.errors import UserError
-        from nnexp.sweep_batch import run_jobs
+        from nnexp.sweep.batch import run_jobs
 
         assert self.config is not None and self.hydra_context is not None
         if self.n_jobs < 1:
@@ -85,7 +85,7 @@ class BatchedLauncher(Launcher):
 
     def _job(self, overrides: list[str], num: int):
         """Compose the job, set its number and output folder, write its ``.hydra/`` files."""
-        from nnexp.sweep_batch import SweepJob
+        from nnexp.sweep.batch import SweepJob
         from nnexp.train import sweep_job
 
         log.info(f"\t#{num} : {' '.join(filter_overrides(overrides))}")

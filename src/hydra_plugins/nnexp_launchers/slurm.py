@@ -1,11 +1,12 @@
 """``hydra/launcher=slurm``: Hydra accepts plugins only from the hydra_plugins package, so the
-launcher of nnexp.launchers is named here; without the ``cluster`` extra (submitit) it is absent."""
+launcher of nnexp.sweep.slurm is named here; without the ``cluster`` extra (submitit) it is
+absent."""
 
 try:
-    from nnexp.launchers import SlurmLauncher as _LostJobsLauncher
+    from nnexp.sweep.slurm import SlurmLauncher as _LostJobsLauncher
 except ModuleNotFoundError:
     _LostJobsLauncher = None
 else:
 
     class SlurmLauncher(_LostJobsLauncher):
-        """nnexp.launchers.SlurmLauncher, registered with Hydra."""
+        """nnexp.sweep.slurm.SlurmLauncher, registered with Hydra."""

@@ -21,8 +21,8 @@ from hydra.core.override_parser.types import Override, OverrideType
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from nnexp.config.safe import check_loaded, check_overrides, check_values
 from nnexp.private_api import apply_value_overrides, basic_sweeper, overrides_dirname
-from nnexp.safe_config import check_loaded, check_overrides, check_values
 
 BasicSweeper, BasicSweeperConf = basic_sweeper()
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from nnexp.data.dataset import Dataset, split_and_scale
 from nnexp.errors import UserError
-from nnexp.safe_files import regular_file
+from nnexp.safety.files import regular_file
 
 
 class DataError(UserError):

@@ -1,6 +1,6 @@
 """Every dataset nnexp knows, one entry each: how to load it and the options its config carries.
 
-The config's schemas (``nnexp.config``), ``nnexp.data.DATASETS`` and ``load_dataset`` are all
+The config's schemas (``nnexp.config.schema``), ``nnexp.data.DATASETS`` and ``load_dataset`` are all
 derived from ``REGISTRY``: adding a dataset is its loader, one entry here and its
 ``conf/dataset/NAME.yaml``. Options are plain dataclasses (no Hydra here); every option is
 required, and the yaml gives its default.

@@ -15,7 +15,7 @@ from nnexp.report.groups import design_keys, ordered, seed_groups
 from nnexp.report.records import CURVE_RUNS, RunRecord, maximized, metric_names
 from nnexp.report.stats import Interval
 from nnexp.report.target import DERIVED, Selection
-from nnexp.vocabulary import COMMAND_TAG, GIT_COMMIT_TAG, GIT_DIRTY_TAG, VERSION_TAG_PREFIX
+from nnexp.tracking.vocabulary import COMMAND_TAG, GIT_COMMIT_TAG, GIT_DIRTY_TAG, VERSION_TAG_PREFIX
 
 STATUS_ORDER = ("finished", "diverged", "failed", "killed", "running")
 FIGURES = "figures"

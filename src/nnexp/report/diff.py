@@ -27,7 +27,7 @@ from nnexp.report.records import (
 from nnexp.report.stats import mean_interval
 from nnexp.report.target import DERIVED, RUN_ID, get_run, is_sweep
 from nnexp.tracking.queries import children
-from nnexp.vocabulary import latest_attempts
+from nnexp.tracking.vocabulary import latest_attempts
 
 if TYPE_CHECKING:
     from mlflow.entities import Run

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from nnexp.printable import printable
+from nnexp.safety.printable import printable
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from nnexp.report.records import RunRecord, metric_names, record_of
 from nnexp.report.stats import mean_interval
 from nnexp.report.target import DERIVED
 from nnexp.tracking.queries import search_all
-from nnexp.vocabulary import RUN_TYPE_TAG
+from nnexp.tracking.vocabulary import RUN_TYPE_TAG
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient

@@ -12,7 +12,7 @@ import numpy as np
 
 from nnexp import private_api
 from nnexp.errors import UserError
-from nnexp.vocabulary import CONFIG_HASH_TAG, ERROR_TAG, SPLITS, STATUS_TAG, cost_key
+from nnexp.tracking.vocabulary import CONFIG_HASH_TAG, ERROR_TAG, SPLITS, STATUS_TAG, cost_key
 
 if TYPE_CHECKING:
     from mlflow.entities import Run

@@ -13,7 +13,7 @@ from mlflow.exceptions import MlflowException
 
 from nnexp.errors import UserError
 from nnexp.tracking.queries import children, latest, search_all
-from nnexp.vocabulary import PARENT_RUN_TAG, RUN_TYPE_TAG, latest_attempts
+from nnexp.tracking.vocabulary import PARENT_RUN_TAG, RUN_TYPE_TAG, latest_attempts
 
 if TYPE_CHECKING:
     from mlflow.entities import Run

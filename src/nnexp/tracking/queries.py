@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from mlflow.entities import Run, ViewType
 from mlflow.tracking import MlflowClient
 
-from nnexp.vocabulary import PARENT_RUN_TAG
+from nnexp.tracking.vocabulary import PARENT_RUN_TAG
 
 PAGE = 1000
 

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from nnexp import provenance
+from nnexp.provenance import source as provenance
 from nnexp.tracking.queries import search_all
 from nnexp.tracking.run import end_run
-from nnexp.vocabulary import HOST_TAG, PID_TAG, RESUMED_TAG, whole_number
+from nnexp.tracking.vocabulary import HOST_TAG, PID_TAG, RESUMED_TAG, whole_number
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,14 @@ import mlflow
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from nnexp import console, machine, provenance
+from nnexp import console
 from nnexp.errors import TrainingDiverged, UserError
-from nnexp.privacy import redact, redact_values
+from nnexp.provenance import machine
+from nnexp.provenance import source as provenance
+from nnexp.safety.privacy import redact, redact_values
 from nnexp.signals import Terminated, signals_raise
 from nnexp.tracking.store import explain, store_errors
-from nnexp.vocabulary import (
+from nnexp.tracking.vocabulary import (
     BLAS_THREADS_TAG,
     CODE_VERSION_TAG,
     ERROR_TAG,
@@ -57,8 +59,8 @@ def code_tags() -> dict[str, str]:
 
 
 def process_tags() -> dict[str, str]:
-    """The pid (for `nnexp runs repair`), BLAS threads and machine record (``nnexp.machine``) of
-    the process that logs the run."""
+    """The pid (for `nnexp runs repair`), BLAS threads and machine record
+    (``nnexp.provenance.machine``) of the process that logs the run."""
     return {
         PID_TAG: str(os.getpid()),
         BLAS_THREADS_TAG: str(provenance.blas_threads()),

@@ -15,7 +15,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from nnexp.errors import StoreFailed, UserError, first_line
-from nnexp.privacy import redact
+from nnexp.safety.privacy import redact
 from nnexp.tracking.uri import split_credentials, sqlite_file
 
 #: MLflow settings nnexp needs unless the user set them: fail within seconds, not minutes, when a

@@ -16,16 +16,17 @@ import mlflow
 from mlflow.entities import Metric, Run, RunTag
 from mlflow.tracking import MlflowClient
 
-from nnexp import console, plots
+from nnexp import console
 from nnexp.errors import UserError
-from nnexp.privacy import redact, redact_values, reveal
-from nnexp.sweep_folder import SWEEP_FILE
+from nnexp.run import plots
+from nnexp.safety.privacy import redact, redact_values, reveal
 from nnexp.tracking.model import has_model_inputs, log_model
 from nnexp.tracking.queries import children, latest
 from nnexp.tracking.repair import process_alive, why_dead
 from nnexp.tracking.run import RunLog, code_tags, end_run, process_tags, record_failed_run
 from nnexp.tracking.store import client_for, open_experiment
-from nnexp.vocabulary import (
+from nnexp.tracking.sweep_file import SWEEP_FILE
+from nnexp.tracking.vocabulary import (
     BEST_MODEL_TAG,
     BEST_RUN_TAG,
     BEST_TAG_PREFIX,

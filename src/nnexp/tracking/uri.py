@@ -12,7 +12,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from nnexp.errors import UserError
-from nnexp.privacy import encode_password, redact, reveal
+from nnexp.safety.privacy import encode_password, redact, reveal
 
 SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql")
 SQLITE_MAGIC = b"SQLite format 3\x00"

@@ -14,8 +14,8 @@ from contextlib import AbstractContextManager, nullcontext
 from omegaconf import DictConfig
 from threadpoolctl import threadpool_limits
 
-from nnexp import machine
 from nnexp.errors import UserError
+from nnexp.provenance import machine
 
 #: The override, as typed (``model.deterministic=true``, ``+model.deterministic=yes``, a sweep's
 #: ``model.deterministic=true,false``); group 1 is the value.

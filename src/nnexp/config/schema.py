@@ -28,7 +28,7 @@ from nnexp.tracking.uri import check_scheme
 MAX_SEEDS = 1000
 #: The longest tracking.experiment: a folder name holds 255 bytes, SQL stores 256 characters.
 MAX_EXPERIMENT_NAME = 250
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
 #: conf/ inside an installed wheel, else the checkout's conf/ beside src/.
 CONF_DIR = next(d for d in (PACKAGE_DIR / "conf", PACKAGE_DIR.parents[1] / "conf") if d.is_dir())
 
@@ -66,7 +66,7 @@ class DatasetSchema:
 @dataclass
 class ModelSchema:
     """Hidden width, initialisation, optional initial weights (.npz with W1, W2), dtype, and
-    whether to compute on the baseline any x86-64 CPU reproduces (``nnexp.deterministic``)."""
+    whether to compute on the baseline any x86-64 CPU reproduces (``nnexp.run.deterministic``)."""
 
     hidden: int = MISSING
     init: InitScheme = MISSING

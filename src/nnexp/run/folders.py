@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nnexp.errors import UserError
-from nnexp.sweep_folder import SWEEP_FILE
+from nnexp.tracking.sweep_file import SWEEP_FILE
 
 MARK = ".nnexp-output"
 #: How many ``NAME_N`` folders a run tries beside a taken one before giving up.

@@ -12,12 +12,12 @@ import mlflow
 from mlflow.exceptions import MlflowException
 
 from nnexp.data import Dataset
-from nnexp.job import JobOutcome
+from nnexp.run.job import JobOutcome
 from nnexp.tracking import sweep as sweeps
 from nnexp.tracking.model import log_model
 from nnexp.tracking.run import RunLog, code_tags, open_run, record_failed_run
 from nnexp.tracking.store import client_for, open_experiment, store_errors
-from nnexp.vocabulary import RUN_TYPE_TAG, final_cost
+from nnexp.tracking.vocabulary import RUN_TYPE_TAG, final_cost
 
 
 class JobTracker:

@@ -15,7 +15,7 @@ import yaml
 from nnexp.core import TrainResult
 from nnexp.data import Dataset
 from nnexp.errors import RunFailed
-from nnexp.privacy import redact_tree
+from nnexp.safety.privacy import redact_tree
 
 
 def write_outputs(
@@ -86,7 +86,7 @@ def _config(cfg: dict[str, Any], path: Path) -> Path:
 def _curve(
     result: TrainResult, seeds: list[int], name: str, cfg: dict[str, Any], path: Path
 ) -> Path:
-    from nnexp import plots  # matplotlib takes ~1 s to import: only a run that draws pays it
+    from nnexp.run import plots  # matplotlib takes ~1 s to import: only a run that draws pays it
 
     epochs, train_cost, test_cost = result.history.as_arrays()
     model, optim, l2 = cfg["model"], cfg["optim"], cfg["regularization"]["l2"]

@@ -25,7 +25,7 @@ from rich.progress import (
 )
 
 from nnexp.console import err_console
-from nnexp.printable import printable_line
+from nnexp.safety.printable import printable_line
 
 PROGRESS_FILE = ".nnexp_progress.jsonl"
 #: How often the launching process looks for finished jobs (seconds).

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nnexp import core, memory
-from nnexp.job import Job, params_view
+from nnexp import core
+from nnexp.run import memory
+from nnexp.run.job import Job, params_view
 
 #: Keys that may differ between the copies of one batched computation.
 PER_COPY_KEYS = (

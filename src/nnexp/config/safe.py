@@ -56,7 +56,7 @@ HYDRA_OWNED = (
 #: Hydra-owned keys Hydra itself passes on as overrides (``-m`` becomes ``hydra.mode=MULTIRUN``).
 HYDRA_OVERRIDES = frozenset({"hydra.mode"})
 #: Callbacks Hydra may build, by key: nnexp's own.
-CALLBACKS = {"mlflow_sweep": "nnexp.callbacks.SweepParent"}
+CALLBACKS = {"mlflow_sweep": "nnexp.sweep.lifecycle.SweepParent"}
 #: Where other ``_target_`` keys may stand, and the packages they may name.
 PLUGIN_KEYS = ("hydra.launcher", "hydra.sweeper", "hydra.sweeper.sampler")
 PLUGIN_PACKAGES = ("hydra._internal.core_plugins.", "hydra_plugins.", "optuna.samplers.")
@@ -281,7 +281,7 @@ def _reference_leaves(launcher: str, sweeper: str) -> tuple[dict[str, Any], dict
 @cache
 def reference(launcher: str, sweeper: str) -> DictConfig:
     """nnexp's own config composed from its conf/ alone, with this launcher and sweeper."""
-    from nnexp.config import CONF_DIR
+    from nnexp.config.schema import CONF_DIR
 
     try:
         return private_api.compose_unchecked(

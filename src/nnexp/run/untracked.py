@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from nnexp.data import Dataset
-from nnexp.job import JobOutcome
+from nnexp.run.job import JobOutcome
 
 
 class UntrackedLog:

@@ -19,12 +19,15 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from nnexp import console, loky_tracker, output_folders, sweep_folder
+from nnexp import console
 from nnexp.errors import RUN_FAILED, UserError, first_line
-from nnexp.privacy import redact
 from nnexp.private_api import split_sweep
-from nnexp.progress import SweepProgress
+from nnexp.run import folders as output_folders
+from nnexp.safety.privacy import redact
 from nnexp.signals import Terminated, on_stop
+from nnexp.sweep import loky_tracker
+from nnexp.sweep.progress import SweepProgress
+from nnexp.tracking import sweep_file as sweep_folder
 
 FAILED_MARKER = "job_failed.json"
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nnexp import memory
 from nnexp.errors import UserError
-from nnexp.safe_files import regular_file
+from nnexp.run import memory
+from nnexp.safety.files import regular_file
 
 ZIP_MAGIC = b"PK\x03\x04"
 HOW_TO_SAVE = "save it with numpy.savez(path, W1=W1, W2=W2)"

@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 
 from nnexp import console
 from nnexp.errors import UserError
-from nnexp.privacy import redact
+from nnexp.safety.privacy import redact
 from nnexp.tracking.auth import admin_password, auth_environment
 from nnexp.tracking.uri import check_scheme, check_store, scheme_of, sqlite_path
 

@@ -1,7 +1,7 @@
-"""A sweep's jobs run in one process, same-shape jobs trained together (``nnexp.groups``): each
-job is checked (a rejected one fails alone, with its FAILED child), skipped on resume if its
-config already has a FINISHED run, grouped, and after its group trained written as its own child
-run with its files. A signal mid-group ends the group's children KILLED with their points."""
+"""A sweep's jobs run in one process, same-shape jobs trained together (``nnexp.sweep.groups``):
+each job is checked (a rejected one fails alone, with its FAILED child), skipped on resume if
+its config already has a FINISHED run, grouped, and after its group trained written as its own
+child run with its files. A signal mid-group ends the group's children KILLED with their points."""
 
 from __future__ import annotations
 
@@ -14,16 +14,17 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from nnexp import console, sweep_folder
-from nnexp.callbacks import write_failure
+from nnexp import console
 from nnexp.errors import UserError
-from nnexp.groups import Points, Slice, group_jobs, slices, split_to_fit, train_group
-from nnexp.job import Job, JobContext, run_name
-from nnexp.outputs import write_outputs
-from nnexp.progress import record_job_end
+from nnexp.run.job import Job, JobContext, run_name
+from nnexp.run.outputs import write_outputs
 from nnexp.signals import Terminated, raise_pending, signals_deferred
+from nnexp.sweep.groups import Points, Slice, group_jobs, slices, split_to_fit, train_group
+from nnexp.sweep.lifecycle import write_failure
+from nnexp.sweep.progress import record_job_end
+from nnexp.tracking import sweep_file as sweep_folder
+from nnexp.tracking.vocabulary import ERROR_TAG, STATUS_TAG, metric_values
 from nnexp.train import checked, diverged_error, job_tags, open_tracker
-from nnexp.vocabulary import ERROR_TAG, STATUS_TAG, metric_values
 
 #: Once its children are open, a group sends their points this often (seconds), or sooner once
 #: MAX_POINTS wait per child: as ``tracking.run`` does for a single run (not imported here: it
@@ -71,7 +72,7 @@ class Trackers:
         if not item.cfg.tracking.enabled or getattr(tracker, "sweep", None) is None:
             return None
         if self._writer is None:
-            from nnexp.tracking.children import ChildWriter
+            from nnexp.sweep.children import ChildWriter
 
             self._writer = ChildWriter(tracker)
         return self._writer
@@ -95,7 +96,7 @@ def run_jobs(
         for chunk in split_to_fit(jobs, members)
     ]
     if workers > 1 and len(ready) > 1:
-        from nnexp.sweep_workers import run_parallel
+        from nnexp.sweep.workers import run_parallel
 
         run_parallel(chunks, workers, on_end)
     else:
@@ -112,7 +113,7 @@ def draw_curves(items: Sequence[SweepJob], trackers: Trackers) -> None:
     done = [item for item in items if item.curve is not None]
     if not done:
         return
-    from nnexp import plots  # matplotlib takes ~1 s to import: only a sweep that draws pays it
+    from nnexp.run import plots  # matplotlib takes ~1 s to import: only a sweep that draws pays it
 
     first, last = items[0].num, items[-1].num
     path = done[0].ctx.sweep_dir / f"cost_curves_{first}-{last}.png"

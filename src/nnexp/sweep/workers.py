@@ -13,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
 from nnexp.signals import Terminated, signals_raise
-from nnexp.sweep_batch import SweepJob, Trackers, fail, run_group
+from nnexp.sweep.batch import SweepJob, Trackers, fail, run_group
 
 #: Held for the worker's life: its BLAS limit and its signal handlers.
 _WORKER: dict[str, Any] = {}

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from nnexp.errors import UserError
-from nnexp.safe_files import regular_file
+from nnexp.safety.files import regular_file
 
 #: The largest YAML file read: a logged config is a few kB.
 MAX_BYTES = 1_000_000

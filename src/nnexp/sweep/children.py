@@ -14,11 +14,11 @@ from mlflow.store.artifact.artifact_repository_registry import get_artifact_repo
 
 from nnexp import console
 from nnexp.data import Dataset
-from nnexp.privacy import redact_values
-from nnexp.tracking.job import JobTracker
+from nnexp.run.tracked import JobTracker
+from nnexp.safety.privacy import redact_values
 from nnexp.tracking.run import MAX_METRICS, MAX_PARAMS, MAX_TAGS, end_run, process_tags
 from nnexp.tracking.store import store_errors
-from nnexp.vocabulary import PARENT_RUN_TAG, RUN_TYPE_TAG
+from nnexp.tracking.vocabulary import PARENT_RUN_TAG, RUN_TYPE_TAG
 
 #: Items MLflow takes in one log_batch call.
 MAX_ITEMS = 1000

@@ -20,10 +20,10 @@ from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from nnexp import console
-from nnexp.callbacks import current_sweep, write_failure
 from nnexp.private_api import submitit_usr_sig
-from nnexp.progress import record_job_end
 from nnexp.signals import Terminated
+from nnexp.sweep.lifecycle import current_sweep, write_failure
+from nnexp.sweep.progress import record_job_end
 
 log = logging.getLogger(__name__)
 

@@ -15,12 +15,15 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from nnexp import config, core, memory, privacy
+from nnexp import core
+from nnexp.config import schema as config
+from nnexp.config.hydra_errors import HYDRA_ERRORS, hydra_error_line
 from nnexp.data import Dataset, load_dataset
 from nnexp.data.registry import REGISTRY
 from nnexp.errors import UserError
-from nnexp.hydra_errors import HYDRA_ERRORS, hydra_error_line
-from nnexp.weights import load_weights
+from nnexp.run import memory
+from nnexp.run.weights import load_weights
+from nnexp.safety import privacy
 
 #: Keys that say where results go, not what is computed: left out of params and config hashes.
 NOT_PARAMS = ("tracking", "sweep")

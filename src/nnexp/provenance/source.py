@@ -13,7 +13,7 @@ from importlib import metadata
 from pathlib import Path
 
 PACKAGES = ("nnexp", "numpy", "mlflow", "hydra-core")
-SOURCE_DIR = Path(__file__).resolve().parent
+SOURCE_DIR = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)

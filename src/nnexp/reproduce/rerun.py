@@ -1,7 +1,7 @@
 """``nnexp reproduce RUN_ID``: retrain a logged run from its resolved config.yaml into a new run
 tagged ``nnexp.reproduces=RUN_ID``, in a process pinned to the run's recorded OpenBLAS kernel,
-numpy SIMD loops and BLAS thread count (``nnexp.machine``), then compare weights and cost curves
-value by value (``nnexp.verdict``)."""
+numpy SIMD loops and BLAS thread count (``nnexp.provenance.machine``), then compare weights and
+cost curves value by value (``nnexp.reproduce.verdict``)."""
 
 from __future__ import annotations
 
@@ -17,15 +17,17 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from threadpoolctl import threadpool_limits
 
-from nnexp import config, machine, provenance
+from nnexp.config import schema as config
+from nnexp.config.hydra_errors import hydra_error_line
 from nnexp.errors import UserError
-from nnexp.hydra_errors import hydra_error_line
-from nnexp.job import JobContext
-from nnexp.safe_yaml import read_mapping
+from nnexp.provenance import machine
+from nnexp.provenance import source as provenance
+from nnexp.reproduce.verdict import deviation
+from nnexp.run.job import JobContext
+from nnexp.run.weights import check_stored_weights, read_stored_weights
+from nnexp.safety.logged_yaml import read_mapping
 from nnexp.tracking.uri import scheme_of
-from nnexp.train import discard_unused_output, train
-from nnexp.verdict import deviation
-from nnexp.vocabulary import (
+from nnexp.tracking.vocabulary import (
     BLAS_THREADS_TAG,
     CODE_VERSION_TAG,
     ERROR_TAG,
@@ -35,7 +37,7 @@ from nnexp.vocabulary import (
     VERSION_TAG_PREFIX,
     whole_number,
 )
-from nnexp.weights import check_stored_weights, read_stored_weights
+from nnexp.train import discard_unused_output, train
 
 if TYPE_CHECKING:
     from mlflow.entities import Run

@@ -1,0 +1,1 @@
+"""``nnexp reproduce``: retrain a logged run pinned as it ran, and the verdict."""
