@@ -67,11 +67,12 @@ def run_cli(
 def run_app(
     command: str, *args: str, cwd: Path, timeout: float = 900, env: dict | None = None
 ) -> subprocess.CompletedProcess:
-    """``command args…`` as ``run_cli`` gives it, run inside the test process (``in_process``)
-    unless the command restarts its process to pin its machine; for the tests whose subject is
-    what the command does, not its process (exit codes of the binary, signals, pinning)."""
+    """``command args…`` as ``run_cli`` gives it, run inside the test process (``in_process``;
+    a restart to pin the machine continues in a subprocess) unless the command replaces its
+    process (``nnexp server``): for the tests whose subject is what the command does, not its
+    process (the real binary's exit codes, signals, stdin and stdout, the environment)."""
     env = env if env is not None else clean_env()
-    if command in in_process.ENTRY_POINTS and not in_process.restarts(command, args):
+    if command in in_process.ENTRY_POINTS and not in_process.replaces_process(command, args):
         return in_process.run(command, args, cwd, env)
     return run_cli(command, *args, cwd=cwd, timeout=timeout, env=env)
 

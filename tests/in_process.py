@@ -34,15 +34,24 @@ DEFAULT_WARNING_FILTERS = (
 )
 
 
-def restarts(command: str, args: Sequence[str]) -> bool:
-    """Whether the command replaces its process (``os.execve``) to pin the machine it computes
-    on: ``nnexp-train model.deterministic=true``, and ``nnexp reproduce`` unless ``--no-pin`` on
-    a run that is not deterministic (which only the store knows, so every pinned reproduce)."""
-    from nnexp.run import deterministic
+def replaces_process(command: str, args: Sequence[str]) -> bool:
+    """Whether the command ends by replacing its process: ``nnexp server`` becomes
+    ``mlflow server``."""
+    return command == "nnexp" and "server" in args
 
-    if command == "nnexp-train":
-        return deterministic.requested(args)
-    return command == "nnexp" and "reproduce" in args and "--no-pin" not in args
+
+class Restart(BaseException):
+    """The command asked to restart its process under ``environ`` (``machine.restart_with``)."""
+
+    def __init__(self, environ: Mapping[str, str]):
+        super().__init__("restart")
+        self.environ = dict(environ)
+
+
+def restart_with(environ: Mapping[str, str]) -> None:
+    """``machine.restart_with`` in-process: raise Restart where the command would restart."""
+    if dict(environ) != dict(os.environ):
+        raise Restart(environ)
 
 
 def run(
@@ -52,12 +61,21 @@ def run(
     (a traceback and 1 for an exception that escapes, as Python would) and what it printed."""
     if command not in ENTRY_POINTS:
         raise ValueError(f"{command} is not an nnexp entry point ({', '.join(ENTRY_POINTS)})")
-    if restarts(command, args):
-        raise ValueError(f"{command} {' '.join(args)} restarts its process: run it as one")
+    if replaces_process(command, args):
+        raise ValueError(f"{command} {' '.join(args)} replaces its process: run it as one")
     out, err = io.StringIO(), io.StringIO()
-    with isolated(cwd, env, [str(Path(sys.executable).parent / command), *args]):
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = contextvars.copy_context().run(_exit_status, _entry_point(command), args)
+    argv = [str(Path(sys.executable).parent / command), *args]
+    try:
+        with isolated(cwd, env, argv), contextlib.redirect_stdout(out):
+            with contextlib.redirect_stderr(err):
+                code = contextvars.copy_context().run(_exit_status, _entry_point(command), args)
+    except Restart as restart:
+        done = subprocess.run(
+            argv, cwd=cwd, env=restart.environ, capture_output=True, text=True, check=False
+        )
+        code = done.returncode
+        out.write(done.stdout)
+        err.write(done.stderr)
     return subprocess.CompletedProcess([command, *args], code, out.getvalue(), err.getvalue())
 
 
@@ -75,6 +93,8 @@ def _exit_status(main: Callable[[list[str]], None], args: Sequence[str]) -> int:
     """The status the process would exit with: sys.exit's, 0 on return, 1 after a traceback."""
     try:
         main(list(args))
+    except Restart:
+        raise
     except SystemExit as done:
         if done.code is None or isinstance(done.code, int):
             return done.code or 0
@@ -102,10 +122,14 @@ def _end_active_runs() -> None:
 @contextlib.contextmanager
 def isolated(cwd: Path, env: Mapping[str, str], argv: list[str]) -> Iterator[None]:
     """For the block: ``cwd``, exactly ``env``, ``argv``, Python's default warning filters with
-    warnings printed to stderr; afterwards all of it as before, with the signal handlers, the root
-    logger's handlers and level, and Hydra's global state."""
+    warnings printed to stderr, and a restart of the process raised as Restart; afterwards all of
+    it as before, with the signal handlers, the root logger's handlers and level, and Hydra's
+    global state."""
     from hydra.core.global_hydra import GlobalHydra
 
+    from nnexp.provenance import machine
+
+    saved_restart = machine.restart_with
     saved_env, saved_argv, saved_cwd = dict(os.environ), sys.argv, Path.cwd()
     handlers = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
     root = logging.getLogger()
@@ -115,6 +139,7 @@ def isolated(cwd: Path, env: Mapping[str, str], argv: list[str]) -> Iterator[Non
         os.environ.update(env)
         sys.argv = argv
         os.chdir(cwd)
+        machine.restart_with = restart_with
         with warnings.catch_warnings():
             warnings.resetwarnings()
             for action, category, module in DEFAULT_WARNING_FILTERS:
@@ -122,6 +147,7 @@ def isolated(cwd: Path, env: Mapping[str, str], argv: list[str]) -> Iterator[Non
             warnings.showwarning = _print_warning
             yield
     finally:
+        machine.restart_with = saved_restart
         os.chdir(saved_cwd)
         sys.argv = saved_argv
         os.environ.clear()
