@@ -66,9 +66,12 @@ def run(
     out, err = io.StringIO(), io.StringIO()
     argv = [str(Path(sys.executable).parent / command), *args]
     try:
-        with isolated(cwd, env, argv), contextlib.redirect_stdout(out):
-            with contextlib.redirect_stderr(err):
-                code = contextvars.copy_context().run(_exit_status, _entry_point(command), args)
+        with (
+            isolated(cwd, env, argv),
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(err),
+        ):
+            code = contextvars.copy_context().run(_exit_status, _entry_point(command), args)
     except Restart as restart:
         done = subprocess.run(
             argv, cwd=cwd, env=restart.environ, capture_output=True, text=True, check=False
@@ -164,4 +167,3 @@ def isolated(cwd: Path, env: Mapping[str, str], argv: list[str]) -> Iterator[Non
 
 def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
     sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
-
