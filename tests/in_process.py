@@ -63,7 +63,7 @@ def run(
         raise ValueError(f"{command} is not an nnexp entry point ({', '.join(ENTRY_POINTS)})")
     if replaces_process(command, args):
         raise ValueError(f"{command} {' '.join(args)} replaces its process: run it as one")
-    out, err = io.StringIO(), io.StringIO()
+    out, err, final_env = io.StringIO(), io.StringIO(), {}
     argv = [str(Path(sys.executable).parent / command), *args]
     try:
         with (
@@ -72,14 +72,24 @@ def run(
             contextlib.redirect_stderr(err),
         ):
             code = contextvars.copy_context().run(_exit_status, _entry_point(command), args)
+            final_env = dict(os.environ)
     except Restart as restart:
         done = subprocess.run(
             argv, cwd=cwd, env=restart.environ, capture_output=True, text=True, check=False
         )
-        code = done.returncode
+        code, final_env = done.returncode, restart.environ
         out.write(done.stdout)
         err.write(done.stderr)
-    return subprocess.CompletedProcess([command, *args], code, out.getvalue(), err.getvalue())
+    done = Finished([command, *args], code, out.getvalue(), err.getvalue())
+    done.environ = final_env
+    return done
+
+
+class Finished(subprocess.CompletedProcess):
+    """A command run in-process, with the environment it left (``environ``) at its end: what
+    anything the process ran at exit would have read."""
+
+    environ: dict[str, str]
 
 
 def _entry_point(command: str) -> Callable[[list[str]], None]:
