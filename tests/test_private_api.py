@@ -127,10 +127,10 @@ def test_submitits_requeue_signal():
     assert sig == signal.SIGUSR2, "submitit.JobEnvironment._usr_sig() changed"
 
 
-def test_mlflows_sql_store_reads_many_runs_history_at_once(tmp_path):
+def test_mlflows_sql_store_reads_many_runs_history_at_once(store):
     from mlflow import MlflowClient
 
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = MlflowClient(store)
     experiment = client.create_experiment("contract")
     runs = [client.create_run(experiment).info.run_id for _ in range(2)]
     for offset, run_id in enumerate(runs):
