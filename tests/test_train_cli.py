@@ -1,5 +1,5 @@
 """`nnexp-train` end to end, in-process (the binary where the process is the subject: ``python -m``,
-mlflow never imported), a real SQLite store read back with MlflowClient."""
+``--help``, mlflow never imported), a real SQLite store read back with MlflowClient."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from conftest import all_runs, clean_env, mlflow_client, run_app, run_train_probe
+from conftest import all_runs, clean_env, mlflow_client, run_app, run_cli, run_train_probe
 
 
 def only_run(uri):
@@ -221,7 +221,7 @@ def test_help_lists_the_groups(tmp_path):
     from nnexp.core import OPTIMIZERS
     from nnexp.data import DATASETS
 
-    done = run_app("nnexp-train", "--help", cwd=tmp_path)
+    done = run_cli("nnexp-train", "--help", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     section = done.stdout.split("== Configuration groups ==", 1)[1].split("== Config ==", 1)[0]
     groups = dict(line.split(": ", 1) for line in section.splitlines() if ": " in line)
