@@ -74,12 +74,12 @@ def run(
             code = contextvars.copy_context().run(_exit_status, _entry_point(command), args)
             final_env = dict(os.environ)
     except Restart as restart:
-        done = subprocess.run(
+        again = subprocess.run(
             argv, cwd=cwd, env=restart.environ, capture_output=True, text=True, check=False
         )
-        code, final_env = done.returncode, restart.environ
-        out.write(done.stdout)
-        err.write(done.stderr)
+        code, final_env = again.returncode, restart.environ
+        out.write(again.stdout)
+        err.write(again.stderr)
     done = Finished([command, *args], code, out.getvalue(), err.getvalue())
     done.environ = final_env
     return done
@@ -106,8 +106,6 @@ def _exit_status(main: Callable[[list[str]], None], args: Sequence[str]) -> int:
     """The status the process would exit with: sys.exit's, 0 on return, 1 after a traceback."""
     try:
         main(list(args))
-    except Restart:
-        raise
     except SystemExit as done:
         if done.code is None or isinstance(done.code, int):
             return done.code or 0
