@@ -250,6 +250,7 @@ def test_a_lost_task_fails_its_group_alone_and_resume_resubmits_only_it(slurm, t
     assert len(killed) == 6 and len(finished) == 6
     assert len({c.data.params["model.hidden"] for c in killed}) == 1
     assert all("CANCELLED" in c.data.tags["nnexp.error"] for c in killed)
+    assert all(f"{tmp_path}/sweep/" in c.data.tags["nnexp.output_dir"] for c in killed)
     assert all(metric_steps(store, c.info.run_id, "train_cost") for c in finished)
 
     resumed = grid_sweep(tmp_path, "resumed", "sweep.resume=true", store="sweep")

@@ -15,7 +15,7 @@ from nnexp.sweep.batch import SweepJob, Trackers, run_group
 from nnexp.sweep.groups import group_jobs, split_to_fit
 from nnexp.sweep.lifecycle import write_failure
 from nnexp.sweep.progress import record_job_end
-from nnexp.tracking.vocabulary import CONFIG_HASH_TAG
+from nnexp.tracking.vocabulary import CONFIG_HASH_TAG, OUTPUT_DIR_TAG
 
 #: What one task returns per config: its objective and its curve for the sweep's figure.
 TaskResult = list[tuple[float | None, Any]]
@@ -82,7 +82,10 @@ def record_lost(
             tracker.record_lost(
                 run_name(item.cfg, item.ctx.overrides, tracker.axes),
                 flat_config(item.cfg),
-                {CONFIG_HASH_TAG: item.job.config_hash(tracker.code_version)},
+                {
+                    CONFIG_HASH_TAG: item.job.config_hash(tracker.code_version),
+                    OUTPUT_DIR_TAG: str(item.ctx.output_dir),
+                },
                 item.num,
                 status,
                 reason,
