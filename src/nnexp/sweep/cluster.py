@@ -7,10 +7,11 @@ loses ends each of its configs as a lost job (FAILED, or KILLED when cancelled).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from nnexp import console
-from nnexp.run.job import flat_config, run_name
+from nnexp.run.job import JobContext, flat_config, run_name
 from nnexp.sweep.batch import SweepJob, Trackers, run_group
 from nnexp.sweep.groups import group_jobs, split_to_fit
 from nnexp.sweep.lifecycle import write_failure
@@ -27,17 +28,25 @@ def plan_tasks(
     """The checked jobs grouped (``sweep.groups``), each group cut so that a task holds at most
     ``configs_per_task`` configs whose batched arrays fit in half of ``memory_bytes`` (the
     task's memory; None: this machine's free memory). Jobs of one task share one dataset
-    object, so it is sent to the node once."""
+    object, so it is sent to the node once, and their folders are absolute, so the node need
+    not start in the launch folder."""
     jobs = [item.job for item in ready]
     tasks = []
     for members in group_jobs(jobs):
         for fitted in split_to_fit(jobs, members, memory_bytes):
             for start in range(0, len(fitted), configs_per_task):
                 task = [ready[index] for index in fitted[start : start + configs_per_task]]
-                for item in task[1:]:
+                for item in task:
                     item.job.dataset = task[0].job.dataset
+                    item.ctx = absolute(item.ctx)
                 tasks.append(task)
     return tasks
+
+
+def absolute(ctx: JobContext) -> JobContext:
+    """The job's context with its output and sweep folders as absolute paths."""
+    sweep_dir = ctx.launch_dir / ctx.sweep_dir if ctx.sweep_dir is not None else None
+    return replace(ctx, output_dir=ctx.launch_dir / ctx.output_dir, sweep_dir=sweep_dir)
 
 
 def run_task(task: list[SweepJob]) -> TaskResult:
