@@ -5,7 +5,10 @@ SLURM's reason, the sweep's table still written, and resume completing the sweep
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import signal
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -267,3 +270,67 @@ def test_a_lost_task_fails_its_group_alone_and_resume_resubmits_only_it(slurm, t
         tuple(c.data.params[k] for k in keys) for c in killed
     )
     assert all(c.info.status == "FINISHED" for c in again)
+
+
+RUNNING_CHILD_WITH_POINTS = """
+SELECT count(DISTINCT r.run_uuid) FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid
+JOIN metrics m ON m.run_uuid = r.run_uuid AND m.key = 'train_cost'
+WHERE r.status = 'RUNNING' AND t.key = 'mlflow.parentRunId'
+"""
+
+
+def running_children_with_points(db: Path) -> int:
+    """How many child runs in the SQLite file ``db`` are RUNNING with costs logged (read-only)."""
+    try:
+        reader = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        with contextlib.closing(reader):
+            return reader.execute(RUNNING_CHILD_WITH_POINTS).fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def test_a_stop_signal_to_the_launcher_cancels_its_tasks(slurm, tmp_path):  # noqa: F811
+    """SIGTERM to the launching process while its one task (one group: a plain SLURM job, not an
+    array) trains, its children open and streaming points: the task is cancelled, its children
+    end KILLED with their points, the parent KILLED, and no run is left RUNNING."""
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    process = subprocess.Popen(
+        [
+            str(BIN / "nnexp-train"),
+            "-m",
+            "hydra/launcher=slurm",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+            f"tracking.uri={store}",
+            "tracking.log_model=false",
+            "tracking.live_after=0",
+            "tracking.log_every=100",
+            "optim.epochs=3000000",
+            "optim.lr=0.5,1",
+        ],
+        cwd=tmp_path,
+        env=cluster_env(slurm),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: running_children_with_points(tmp_path / "mlflow.db") == 2, timeout=300)
+        (task,) = slurm.run("squeue", "-h", "-t", "RUNNING", "-o", "%i").stdout.split()
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=300)
+    finally:
+        process.kill()
+    assert process.returncode != 0, out + err
+    assert "Traceback" not in out + err
+    wait_for(lambda: slurm.job_state(task) == "CANCELLED", timeout=60)
+
+    def ended() -> list:
+        parents, children = sweep_runs(store)
+        statuses = {run.info.status for run in parents + children}
+        return children if len(children) == 2 and "RUNNING" not in statuses else []
+
+    children = wait_for(ended, timeout=60)
+    parents, _ = sweep_runs(store)
+    assert parents[0].info.status == "KILLED"
+    assert all(child.info.status == "KILLED" for child in children)
+    assert all(metric_steps(store, c.info.run_id, "train_cost") for c in children)
