@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from hydra.core.config_store import ConfigStore
 
 try:
-    from hydra_plugins.hydra_ray_launcher._config import RayConf, RayLauncherConf
-
+    from nnexp.private_api import ray_launcher_schema
     from nnexp.sweep.ray_groups import RayLauncher as _GroupsLauncher
 except ModuleNotFoundError:
     _GroupsLauncher = None
 else:
+    RayLauncherConf, RayConf = ray_launcher_schema()
 
     class RayLauncher(_GroupsLauncher):
         """nnexp.sweep.ray_groups.RayLauncher, registered with Hydra."""
