@@ -22,7 +22,7 @@ def sweep_jobs(tmp_path, overrides: list[list[str]]) -> list[SweepJob]:
     with initialize_config_dir(str(config.CONF_DIR), version_base="1.3"):
         for num, job in enumerate(overrides):
             cfg = compose("config", job)
-            ctx = JobContext(tmp_path, Path(str(num)), job, Path("."), num)
+            ctx = JobContext(tmp_path, Path(str(num)), job, Path(), num)
             items.append(SweepJob(num, job, cfg, ctx, 1e6, prepare(cfg, ctx)))
     return items
 
