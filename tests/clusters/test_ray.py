@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from clusters.grid import GRID, by_config, curves, weights
 from clusters.ray_head import ray_head  # noqa: F401 (the session fixture)
-from clusters.test_slurm import GRID, by_config, curves, weights
 from conftest import BIN, run_cli, sweep_runs, wait_for
 
 pytestmark = pytest.mark.slow

@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from clusters.grid import GRID, by_config, curves, weights
 from clusters.slurm_cluster import SlurmCluster, slurm  # noqa: F401 (the session fixture)
 from conftest import (
     BIN,
     clean_env,
     metric_steps,
-    mlflow_client,
     run_cli,
     sweep_runs,
     wait_for,
@@ -139,10 +139,6 @@ def running_task(cluster: SlurmCluster, index: str) -> str | None:
     return next((job for job in listed if job.endswith(f"_{index}")), None)
 
 
-#: 12 configs in 2 shapes (model.hidden 2 and 3): 2 groups of 6.
-GRID = ["model.hidden=2,3", "optim.lr=0.5,1,2", "seed=0,1", "optim.epochs=60"]
-
-
 def grid_sweep(folder: Path, name: str, *args: str, store: str | None = None) -> list[str]:
     """The command line of the 12-config grid on the cluster, into the sweep folder ``name`` and
     the store ``store``.db (``name``.db) in ``folder``."""
@@ -161,26 +157,6 @@ def grid_sweep(folder: Path, name: str, *args: str, store: str | None = None) ->
 def submitted_tasks(sweep_dir: Path) -> set[str]:
     """The SLURM job ids (ARRAY_TASK) submitit submitted for the sweep."""
     return {path.parent.name for path in (sweep_dir / ".submitit").glob("*/*_submitted.pkl")}
-
-
-def by_config(uri: str) -> dict[tuple[str, str, str], object]:
-    """The sweep's children by (model.hidden, optim.lr, seed)."""
-    _, children = sweep_runs(uri)
-    keys = ("model.hidden", "optim.lr", "seed")
-    return {tuple(c.data.params[k] for k in keys): c for c in children}
-
-
-def curves(uri: str, run) -> dict[str, list[tuple[int, float]]]:
-    client = mlflow_client(uri)
-    return {
-        key: sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, key))
-        for key in run.data.metrics
-    }
-
-
-def weights(run) -> dict[str, np.ndarray]:
-    with np.load(Path(run.data.tags["nnexp.output_dir"]) / "weights.npz") as saved:
-        return {key: saved[key] for key in saved.files}
 
 
 def test_a_group_is_one_task_and_its_children_equal_each_config_run_as_its_own_task(
