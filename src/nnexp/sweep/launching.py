@@ -65,7 +65,7 @@ class ComposingLauncher:
     def compose(self, overrides: list[str], num: int) -> SweepJob:
         """Compose the job, set its number and output folder, write its ``.hydra/`` files."""
         from nnexp.sweep.batch import SweepJob
-        from nnexp.train import sweep_job
+        from nnexp.sweep.jobs import sweep_job
 
         assert self.config is not None and self.hydra_context is not None
         log.info(f"\t#{num} : {' '.join(filter_overrides(overrides))}")
