@@ -139,7 +139,6 @@ def prepare(cfg: DictConfig, ctx: JobContext) -> Job:
     try:
         config.check(cfg)
         resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-        typed = config.typed(cfg, resolved)
     except HYDRA_ERRORS as err:
         key = getattr(err, "full_key", None)
         what = f"{key}: {str(err).splitlines()[0]}" if key else hydra_error_line(err)
@@ -150,6 +149,7 @@ def prepare(cfg: DictConfig, ctx: JobContext) -> Job:
     fix = "lower dataset.n or dataset.d"
     memory.require(memory.dataset_bytes(spec), f"dataset={spec['name']}", fix)
     dataset = load_dataset(spec, data_stream(spec["seed"]))
+    typed = config.typed(cfg, resolved)
     model, optim = typed.model, typed.optim
     dtype = np.dtype(model.dtype.value)
     seeds = range(typed.seed, typed.seed + typed.train.seeds)
