@@ -297,7 +297,7 @@ class GroupLog:
                     end_tags=self.end_tags(end),
                     files=end.files,
                     status=end.status,
-                    start_time=self.started,
+                    start_time=self.started + index,  # 1 ms apart: MLflow lists them in job order
                 )
             )
         self.writer(0).write_all(children)

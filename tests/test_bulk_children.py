@@ -1,0 +1,113 @@
+"""A batched sweep group that ends before ``tracking.live_after`` writes its children in one
+transaction of the SQL store (``nnexp.private_api.write_runs_in_bulk``); every field of such a
+child reads back through MLflow's public API equal to the same child written by the public
+client (a group opened live, ``tracking.live_after=0``). Real Hydra, a real SQLite store,
+in-process sweeps."""
+
+from __future__ import annotations
+
+import contextvars
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import mlflow_client, sweep_runs
+from nnexp import private_api, train
+
+SWEEP = [
+    "dataset=diabetes",
+    "dataset.seed=0",  # one split for every seed: one group
+    "cost.reduction=sum",
+    "optim.lr=0.5,1e308",  # the 1e308 copies diverge: FAILED children with non-finite points
+    "regularization.l2=0,0.01",
+    "seed=0,1",
+    "optim.epochs=12",
+    "tracking.log_model=false",
+]
+#: Tags that name the sweep, the job's folder or when it ran: they differ between two sweeps.
+PER_SWEEP = {"mlflow.parentRunId", "nnexp.output_dir", "nnexp.sweep_dir"}
+
+
+@pytest.fixture
+def nnexp_train(tmp_path: Path, monkeypatch, store: str):
+    """``nnexp-train -m ARGS`` in this process into the test's store; the exit code."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("HYDRA_FULL_ERROR", "MLFLOW_ENABLE_TELEMETRY", "DO_NOT_TRACK"):
+        monkeypatch.delenv(name, raising=False)
+
+    def run(*args: str) -> int:
+        monkeypatch.setattr(sys, "argv", ["nnexp-train", "-m", f"tracking.uri={store}", *args])
+        with pytest.raises(SystemExit) as ended:
+            contextvars.copy_context().run(train.main)
+        return ended.value.code
+
+    return run
+
+
+def test_children_written_in_bulk_equal_those_written_by_the_public_client(
+    nnexp_train, store, monkeypatch
+):
+    bulk_calls = []
+    write = private_api.write_runs_in_bulk
+
+    def counted(client, experiment_id, runs, upload=None):
+        bulk_calls.append(len(runs))
+        return write(client, experiment_id, runs, upload)
+
+    monkeypatch.setattr(private_api, "write_runs_in_bulk", counted)
+    assert nnexp_train(*SWEEP, "tracking.experiment=bulk") == 1  # the diverged configs failed
+    assert 8 in bulk_calls
+    written = len(bulk_calls)
+    assert nnexp_train(*SWEEP, "tracking.experiment=public", "tracking.live_after=0") == 1
+    assert len(bulk_calls) == written or set(bulk_calls[written:]) == {0}  # no bulk: opened live
+    client = mlflow_client(store)
+    runs = {}
+    for experiment in ("bulk", "public"):
+        _, children = sweep_runs(store, experiment)
+        runs[experiment] = {c.info.run_name: c for c in children}
+    assert runs["bulk"].keys() == runs["public"].keys() and len(runs["bulk"]) == 8
+    statuses = {c.info.status for c in runs["bulk"].values()}
+    assert statuses == {"FINISHED", "FAILED"}
+    for name, want in runs["public"].items():
+        got = runs["bulk"][name]
+        for field in ("status", "lifecycle_stage", "user_id", "run_name"):
+            assert getattr(got.info, field) == getattr(want.info, field), (name, field)
+        assert got.info.start_time <= got.info.end_time
+        assert got.data.params == want.data.params
+        assert {k: v for k, v in got.data.tags.items() if k not in PER_SWEEP} == {
+            k: v for k, v in want.data.tags.items() if k not in PER_SWEEP
+        }
+        assert got.data.metrics.keys() == want.data.metrics.keys()
+        for key in want.data.metrics:
+            points = [
+                [(m.step, repr(m.value)) for m in client.get_metric_history(run.info.run_id, key)]
+                for run in (got, want)
+            ]
+            assert points[0] == points[1] and points[0], (name, key)
+            assert repr(got.data.metrics[key]) == repr(want.data.metrics[key]), (name, key)
+        inputs = [[(i.dataset, i.tags) for i in run.inputs.dataset_inputs] for run in (got, want)]
+        assert inputs[0] == inputs[1] and inputs[0]
+        files = [
+            sorted(a.path for a in client.list_artifacts(run.info.run_id)) for run in (got, want)
+        ]
+        assert files[0] == files[1]
+        if got.info.status == "FINISHED":
+            assert {"weights.npz", "config.yaml", "costs.csv", "overrides.yaml"} <= set(files[0])
+    for query, order in (
+        ("metrics.test_cost < 1e9", ["metrics.train_cost DESC"]),
+        ("params.`optim.lr` = '0.5' and tags.`nnexp.status` = 'finished'", ["params.seed DESC"]),
+        ("attributes.status = 'FAILED'", ["attributes.run_name"]),
+    ):
+        found = {
+            experiment: [
+                r.info.run_name
+                for r in client.search_runs(
+                    [client.get_experiment_by_name(experiment).experiment_id],
+                    f"{query} and tags.`nnexp.run_type` = 'child'",
+                    order_by=order,
+                )
+            ]
+            for experiment in ("bulk", "public")
+        }
+        assert found["bulk"] == found["public"] and found["bulk"], query
