@@ -24,6 +24,9 @@ from nnexp.tracking.vocabulary import PARENT_RUN_TAG, RUN_TYPE_TAG
 
 #: Items MLflow takes in one log_batch call.
 MAX_ITEMS = 1000
+#: Children written per transaction by ``write_all``: a group of thousands holds its rows (about
+#: 200 metric points a child) in memory one part at a time.
+BULK_CHILDREN = 256
 
 
 @dataclass
@@ -134,8 +137,12 @@ class ChildWriter:
             self.client.set_terminated(child.run_id, status)
 
     def write_all(self, children: Sequence[Ended]) -> None:
-        """Write the ended children in one transaction of the SQL store (only when ``bulk``):
-        every record ``open``, ``send`` and ``end`` write, their files uploaded first."""
+        """Write the ended children in transactions of the SQL store of BULK_CHILDREN each (only
+        when ``bulk``): every record ``open``, ``send`` and ``end`` write, files uploaded first."""
+        for start in range(0, len(children), BULK_CHILDREN):
+            self._write_part(children[start : start + BULK_CHILDREN])
+
+    def _write_part(self, children: Sequence[Ended]) -> None:
         end_time = int(time.time() * 1000)
         records = [
             private_api.RunRecord(
