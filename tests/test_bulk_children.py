@@ -6,13 +6,18 @@ in-process sweeps."""
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import signal
+import sqlite3
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from conftest import mlflow_client, sweep_runs
+from conftest import BIN, clean_env, metric_steps, mlflow_client, sweep_runs
 from nnexp import private_api, train
 
 SWEEP = [
@@ -111,3 +116,51 @@ def test_children_written_in_bulk_equal_those_written_by_the_public_client(
             for experiment in ("bulk", "public")
         }
         assert found["bulk"] == found["public"] and found["bulk"], query
+
+
+def finished_children(db: Path) -> int:
+    """FINISHED child runs in the SQLite file (read-only; 0 while it is missing or locked)."""
+    try:
+        reader = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+        with contextlib.closing(reader):
+            return reader.execute(
+                "SELECT count(*) FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
+                "WHERE t.key = 'mlflow.parentRunId' AND r.status = 'FINISHED'"
+            ).fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+@pytest.mark.slow
+def test_a_signal_while_a_bulk_group_trains_writes_its_children_killed_with_their_points(
+    tmp_path, store
+):
+    every, epochs = 100, 200_000
+    command = [
+        str(BIN / "nnexp-train"), "-m", f"tracking.uri={store}", "model.hidden=2,3", "seed=0,1",
+        f"optim.epochs={epochs}", f"tracking.log_every={every}", "tracking.log_model=false",
+        "tracking.live_after=100000",  # no child opens live: both groups are written in bulk
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command, cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 600
+        while finished_children(tmp_path / "mlflow.db") < 2 and time.monotonic() < deadline:
+            assert process.poll() is None, process.stderr.read().decode()
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)  # the second group (hidden 3) is training
+        _, err = process.communicate(timeout=300)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signal.SIGTERM, err
+    parents, children = sweep_runs(store)
+    assert parents[0].info.status == "KILLED" and len(children) == 4
+    for child in children:
+        hidden = child.data.params["model.hidden"]
+        assert child.info.status == ("FINISHED" if hidden == "2" else "KILLED"), hidden
+        steps = metric_steps(store, child.info.run_id, "train_cost")
+        if hidden == "3":
+            assert child.data.tags["nnexp.status"] == "killed"
+            assert steps and steps == list(range(0, steps[-1] + 1, every))
+            assert steps[-1] < epochs
