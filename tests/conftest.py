@@ -130,9 +130,9 @@ def train(tmp_path: Path, store: str):
 @functools.cache
 def mlflow_client(uri: str):
     """A client of the store, opened the way nnexp opens it (taking turns at creating it)."""
-    from nnexp.tracking.store import client_for
+    from nnexp.tracking.store import open_store
 
-    return client_for(uri)
+    return open_store(uri).client
 
 
 def all_runs(uri: str, experiment: str = "nnexp"):

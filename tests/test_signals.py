@@ -14,8 +14,8 @@ from hydra import compose, initialize_config_dir
 
 from nnexp.config import schema as config
 from nnexp.run.job import JobContext, prepare
+from nnexp.run.recipe import fit
 from nnexp.signals import Terminated, raise_pending, signals_raise
-from nnexp.train import fit
 
 STOPS = [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, Terminated)]
 

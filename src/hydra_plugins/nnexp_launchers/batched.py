@@ -89,7 +89,7 @@ class BatchedLauncher(Launcher):
     def _job(self, overrides: list[str], num: int):
         """Compose the job, set its number and output folder, write its ``.hydra/`` files."""
         from nnexp.sweep.batch import SweepJob
-        from nnexp.train import sweep_job
+        from nnexp.sweep.jobs import sweep_job
 
         log.info(f"\t#{num} : {' '.join(filter_overrides(overrides))}")
         config, output_dir = self.job_config(overrides, num)

@@ -152,13 +152,6 @@ def check_composed(cfg: DictConfig, typed: frozenset[str] = frozenset()) -> None
             )
 
 
-def check_hydra_keys(cfg: DictConfig, reference: DictConfig) -> None:
-    """Refuse a composed config whose ``hydra`` node differs from ``reference`` (nnexp's own
-    composition with the same launcher and sweeper) outside ``ALLOWED_HYDRA_KEYS`` and
-    ``HYDRA_OWNED``, or that chooses a ``hydra/…`` option other than a launcher or sweeper."""
-    _check_hydra(cfg, *_choices_and_leaves(reference))
-
-
 def _choices_and_leaves(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """The ``hydra/…`` choices of a composed config and its ``hydra`` node's leaves."""
     return (

@@ -22,7 +22,6 @@ from omegaconf import II, MISSING, DictConfig, OmegaConf
 from nnexp.core.optimizers import OPTIMIZERS
 from nnexp.data.registry import REGISTRY
 from nnexp.errors import UserError
-from nnexp.tracking.uri import check_scheme
 
 #: The most copies ``train.seeds`` trains in one batched computation.
 MAX_SEEDS = 1000
@@ -239,8 +238,6 @@ def check(cfg: DictConfig) -> None:
             "can hold; choose a shorter name"
         )
     _check_dataset(cfg.dataset)
-    if cfg.tracking.enabled and cfg.tracking.uri is not None:
-        check_scheme(cfg.tracking.uri)
 
 
 def _known_keys(node: DictConfig, schema: type, prefix: str) -> None:

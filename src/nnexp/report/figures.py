@@ -1,4 +1,4 @@
-"""The report's figures as deterministic PNGs (nnexp.run.plots): cost curves coloured by a swept
+"""The report's figures as deterministic PNGs (nnexp.plots): cost curves coloured by a swept
 key, a heatmap of the final test cost over two keys, final costs against each key, seed bands."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from matplotlib.collections import LineCollection
 from matplotlib.colors import LogNorm
 from matplotlib.ticker import MaxNLocator
 
+from nnexp import plots
 from nnexp.report.groups import SeedGroup, ordered, short, value_order
 from nnexp.report.records import SPLITS, Curve, RunRecord
-from nnexp.run import plots
 
 SPLIT_COLOURS = {"train": "tab:blue", "test": "tab:orange"}
 

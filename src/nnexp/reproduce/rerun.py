@@ -23,7 +23,9 @@ from nnexp.errors import UserError
 from nnexp.provenance import machine
 from nnexp.provenance import source as provenance
 from nnexp.reproduce.verdict import deviation
+from nnexp.run.folders import discard_unused_output
 from nnexp.run.job import JobContext
+from nnexp.run.recipe import train
 from nnexp.run.weights import check_stored_weights, read_stored_weights
 from nnexp.safety.logged_yaml import read_mapping
 from nnexp.tracking.uri import scheme_of
@@ -37,7 +39,6 @@ from nnexp.tracking.vocabulary import (
     VERSION_TAG_PREFIX,
     whole_number,
 )
-from nnexp.train import discard_unused_output, train
 
 if TYPE_CHECKING:
     from mlflow.entities import Run

@@ -6,6 +6,7 @@ it; a folder holding anything else is refused with one line."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from nnexp.errors import UserError
@@ -69,3 +70,19 @@ def _foreign(folder: Path, key: str) -> UserError:
         f"{key} {folder} holds files nnexp did not write ({', '.join(names[:3])}"
         f"{', …' if len(names) > 3 else ''}); point {key} at a new or empty folder"
     )
+
+
+def discard_unused_output(output_dir: Path, launch_dir: Path) -> None:
+    """Remove the folder of a run rejected as bad input when it holds only what Hydra and nnexp
+    wrote before the job (.hydra/, the job's log, the folder's mark), and the parents that
+    leaves empty, up to the launch folder."""
+    if not output_dir.is_dir() or launch_dir not in output_dir.parents:
+        return
+    kept = (".hydra", MARK)
+    if any(p.name not in kept and p.suffix != ".log" for p in output_dir.iterdir()):
+        return
+    shutil.rmtree(output_dir, ignore_errors=True)
+    for parent in output_dir.parents:
+        if parent == launch_dir or any(parent.iterdir()):
+            break
+        parent.rmdir()

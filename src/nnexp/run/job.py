@@ -69,9 +69,12 @@ class JobOutcome:
 
 @dataclass
 class Job:
-    """A checked config with its data and initial weights, ready to train."""
+    """A checked config with its data and initial weights, ready to train: ``config`` typed for
+    the code that reads it, ``record`` the same values as plain data for what is recorded
+    (params, config hash, config.yaml)."""
 
-    cfg: dict[str, Any]
+    config: config.Config
+    record: dict[str, Any]
     dataset: Dataset
     W1: np.ndarray
     W2: np.ndarray
@@ -82,23 +85,23 @@ class Job:
     def metric_names(self) -> list[str]:
         """What the run records: the costs, accuracy on a classification dataset, and the
         training dynamics with ``tracking.dynamics``."""
-        classification = REGISTRY[self.cfg["dataset"]["name"]].classification
-        return core.metric_names(classification, self.cfg["tracking"]["dynamics"])
+        classification = REGISTRY[self.config.dataset.name].classification
+        return core.metric_names(classification, self.config.tracking.dynamics)
 
     @property
     def seeds(self) -> list[int]:
         """The seed of each copy."""
-        return list(range(self.cfg["seed"], self.cfg["seed"] + self.cfg["train"]["seeds"]))
+        return list(range(self.config.seed, self.config.seed + self.config.train.seeds))
 
     def params(self) -> dict[str, Any]:
         """The resolved config with dotted keys (tracking keys left out), plus the data's sizes."""
         sizes = {f"dataset.{key}": value for key, value in self.dataset.summary().items()}
-        return {**flatten(params_view(self.cfg)), **sizes}
+        return {**flatten(params_view(self.record)), **sizes}
 
     def config_hash(self, code_version: str) -> str:
         """Same config, data and code, same hash: what resume compares."""
         payload = json.dumps(
-            [params_view(self.cfg), self.dataset.digest(), code_version], sort_keys=True
+            [params_view(self.record), self.dataset.digest(), code_version], sort_keys=True
         )
         return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
@@ -136,6 +139,7 @@ def prepare(cfg: DictConfig, ctx: JobContext) -> Job:
     try:
         config.check(cfg)
         resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+        typed = OmegaConf.to_object(cfg)
     except HYDRA_ERRORS as err:
         key = getattr(err, "full_key", None)
         what = f"{key}: {str(err).splitlines()[0]}" if key else hydra_error_line(err)
@@ -146,37 +150,37 @@ def prepare(cfg: DictConfig, ctx: JobContext) -> Job:
     fix = "lower dataset.n or dataset.d"
     memory.require(memory.dataset_bytes(spec), f"dataset={spec['name']}", fix)
     dataset = load_dataset(spec, data_stream(spec["seed"]))
-    model, dtype = resolved["model"], np.dtype(resolved["model"]["dtype"])
-    seeds = range(resolved["seed"], resolved["seed"] + resolved["train"]["seeds"])
-    optim = resolved["optim"]
-    optimizer = core.OPTIMIZERS[optim["name"]].cls
+    model, optim = typed.model, typed.optim
+    dtype = np.dtype(model.dtype.value)
+    seeds = range(typed.seed, typed.seed + typed.train.seeds)
+    optimizer = core.OPTIMIZERS[optim.name].cls
     needed = memory.training_bytes(
-        max(len(dataset.X_train), len(dataset.X_test)), dataset.d, model["hidden"], dataset.k,
-        len(seeds), optim["batch_size"], dtype.itemsize, optimizer.state,
+        max(len(dataset.X_train), len(dataset.X_test)), dataset.d, model.hidden, dataset.k,
+        len(seeds), optim.batch_size, dtype.itemsize, optimizer.state,
     )  # fmt: skip
-    sizes = f"model.hidden={model['hidden']} with train.seeds={len(seeds)}"
+    sizes = f"model.hidden={model.hidden} with train.seeds={len(seeds)}"
     memory.require(needed, sizes, "lower model.hidden, train.seeds or optim.batch_size")
     rngs = [model_streams(seed) for seed in seeds]
-    if model["init_weights"] is not None:
+    if model.init_weights is not None:
         W1, W2 = load_weights(
-            ctx.launch_dir / model["init_weights"], dataset.d, model["hidden"], dataset.k
+            ctx.launch_dir / model.init_weights, dataset.d, model.hidden, dataset.k
         )
         W1 = np.repeat(W1[None], len(rngs), axis=0).astype(dtype)
         W2 = np.repeat(W2[None], len(rngs), axis=0).astype(dtype)
     else:
         W1, W2 = core.init_weights(
-            dataset.d, model["hidden"], dataset.k, model["init"], rngs, dtype
+            dataset.d, model.hidden, dataset.k, model.init.value, rngs, dtype
         )
     hp = core.Hyperparams(
-        lr=optim["lr"],
-        epochs=optim["epochs"],
-        l2=resolved["regularization"]["l2"],
-        reduction=resolved["cost"]["reduction"],
-        batch_size=optim["batch_size"],
-        optimizer=optim["name"],
-        options={key: optim[key] for key in optimizer.options},
+        lr=optim.lr,
+        epochs=optim.epochs,
+        l2=typed.regularization.l2,
+        reduction=typed.cost.reduction.value,
+        batch_size=optim.batch_size,
+        optimizer=optim.name,
+        options={key: getattr(optim, key) for key in optimizer.options},
     )
-    return Job(resolved, dataset, W1, W2, rngs, hp)
+    return Job(typed, resolved, dataset, W1, W2, rngs, hp)
 
 
 def flat_config(cfg: DictConfig) -> dict[str, Any]:

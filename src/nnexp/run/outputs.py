@@ -15,31 +15,29 @@ import yaml
 from nnexp.core import TrainResult
 from nnexp.data import Dataset
 from nnexp.errors import RunFailed
+from nnexp.run.job import Job
 from nnexp.safety.privacy import redact_tree
+from nnexp.tracking.vocabulary import EXAMPLE, SCALERS
 
 
 def write_outputs(
-    cfg: dict[str, Any],
-    dataset: Dataset,
-    result: TrainResult,
-    seeds: list[int],
-    folder: Path,
-    figure: bool = True,
+    job: Job, result: TrainResult, folder: Path, figure: bool = True
 ) -> dict[str, Path]:
     """Write the job's files; returns them by role (weights, config, overrides, curve, costs);
     ``figure=False`` leaves out the curve (a batched sweep draws one figure for all its jobs).
     A full disk or an unwritable folder raises RunFailed naming the folder."""
+    seeds, tracking = job.seeds, job.config.tracking
     try:
         folder.mkdir(parents=True, exist_ok=True)
         files = {
             "weights": _weights(result, seeds, folder / "weights.npz"),
-            "config": _config(cfg, folder / "config.yaml"),
+            "config": _config(job.record, folder / "config.yaml"),
             "costs": _costs(result, seeds, folder / "costs.csv"),
         }
         if figure:
-            files["curve"] = _curve(result, seeds, dataset.name, cfg, folder / "cost_curve.png")
-        if cfg["tracking"]["enabled"] and cfg["tracking"]["log_model"]:
-            write_model_inputs(dataset, folder)
+            files["curve"] = _curve(result, job, folder / "cost_curve.png")
+        if tracking.enabled and tracking.log_model:
+            write_model_inputs(job.dataset, folder)
     except OSError as err:
         raise RunFailed(
             f"cannot write the run's files in {folder}: {err.strerror or err}; "
@@ -51,8 +49,6 @@ def write_outputs(
     return files
 
 
-#: What a pyfunc model needs besides weights.npz, written beside it.
-SCALERS, EXAMPLE = "scalers.json", "input_example.json"
 #: Rows of the training split (in original units) kept as the model's input example.
 EXAMPLE_ROWS = 5
 
@@ -83,16 +79,17 @@ def _config(cfg: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def _curve(
-    result: TrainResult, seeds: list[int], name: str, cfg: dict[str, Any], path: Path
-) -> Path:
-    from nnexp.run import plots  # matplotlib takes ~1 s to import: only a run that draws pays it
+def _curve(result: TrainResult, job: Job, path: Path) -> Path:
+    from nnexp import plots  # matplotlib takes ~1 s to import: only a run that draws pays it
 
     epochs, train_cost, test_cost = result.history.as_arrays()
-    model, optim, l2 = cfg["model"], cfg["optim"], cfg["regularization"]["l2"]
-    title = f"{name}: hidden={model['hidden']} lr={optim['lr']} λ={l2}"
-    if len(seeds) > 1:
-        title += f" (mean of {len(seeds)} seeds)"
+    config = job.config
+    title = (
+        f"{job.dataset.name}: hidden={config.model.hidden} lr={config.optim.lr} "
+        f"λ={config.regularization.l2}"
+    )
+    if len(job.seeds) > 1:
+        title += f" (mean of {len(job.seeds)} seeds)"
     return plots.cost_curve(epochs, train_cost.mean(axis=1), test_cost.mean(axis=1), title, path)
 
 

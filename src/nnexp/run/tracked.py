@@ -16,7 +16,7 @@ from nnexp.run.job import JobOutcome
 from nnexp.tracking import sweep as sweeps
 from nnexp.tracking.model import log_model
 from nnexp.tracking.run import RunLog, code_tags, open_run, record_failed_run
-from nnexp.tracking.store import client_for, open_experiment, store_errors
+from nnexp.tracking.store import open_store, store_errors
 from nnexp.tracking.vocabulary import RUN_TYPE_TAG, final_cost
 
 
@@ -28,10 +28,9 @@ class JobTracker:
     def __init__(self, uri: str, experiment: str, sweep: sweeps.SweepInfo | None):
         self.sweep = sweep
         self.uri = uri
-        self.client = client_for(self.uri)
-        self.experiment_id = (
-            sweep.experiment_id if sweep else open_experiment(self.client, experiment)
-        )
+        store = open_store(uri, None if sweep else experiment)
+        self.client = store.client
+        self.experiment_id = sweep.experiment_id if sweep else store.experiment_id
         self.code_tags = sweep.code_tags if sweep and sweep.code_tags else code_tags()
 
     @property

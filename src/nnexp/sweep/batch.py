@@ -18,13 +18,13 @@ from nnexp import console
 from nnexp.errors import UserError
 from nnexp.run.job import Job, JobContext, run_name
 from nnexp.run.outputs import write_outputs
+from nnexp.run.recipe import checked, diverged_error, job_tags, open_tracker
 from nnexp.signals import Terminated, raise_pending, signals_deferred
 from nnexp.sweep.groups import Points, Slice, group_jobs, slices, split_to_fit, train_group
 from nnexp.sweep.lifecycle import write_failure
 from nnexp.sweep.progress import record_job_end
 from nnexp.tracking import sweep_file as sweep_folder
 from nnexp.tracking.vocabulary import ERROR_TAG, STATUS_TAG, metric_values
-from nnexp.train import checked, diverged_error, job_tags, open_tracker
 
 #: Once its children are open, a group sends their points this often (seconds), or sooner once
 #: MAX_POINTS wait per child: as ``tracking.run`` does for a single run (not imported here: it
@@ -72,9 +72,9 @@ class Trackers:
     def of(self, item: SweepJob):
         """The job's tracker: the sweep's, or for an untracked job one that does nothing."""
         if not item.cfg.tracking.enabled:
-            return open_tracker(item.cfg, item.ctx)
+            return open_tracker(item.cfg.tracking, item.ctx)
         if self._tracker is None:
-            self._tracker = open_tracker(item.cfg, item.ctx)
+            self._tracker = open_tracker(item.cfg.tracking, item.ctx)
         return self._tracker
 
     def writer(self, item: SweepJob):
@@ -125,7 +125,7 @@ def draw_curves(items: Sequence[SweepJob], trackers: Trackers) -> None:
     done = [item for item in items if item.curve is not None]
     if not done:
         return
-    from nnexp.run import plots  # matplotlib takes ~1 s to import: only a sweep that draws pays it
+    from nnexp import plots  # matplotlib takes ~1 s to import: only a sweep that draws pays it
 
     first, last = items[0].num, items[-1].num
     path = done[0].ctx.sweep_dir / f"cost_curves_{first}-{last}.png"
@@ -196,7 +196,7 @@ class GroupLog:
         self.last = time.monotonic()
         #: When the group began training (ms since the epoch): its children's start time.
         self.started = int(time.time() * 1000)
-        self.live_after = float(group[0].job.cfg["tracking"]["live_after"])
+        self.live_after = float(group[0].job.config.tracking.live_after)
         self.offsets = np.cumsum([0, *(len(item.job.rngs) for item in group)])
 
     def due(self) -> bool:
@@ -366,9 +366,7 @@ def outcome(
     if (error := diverged_error(job, part.diverged_at)) is not None:
         return Outcome("FAILED", "diverged", str(error), summary=summary)
     try:
-        files = write_outputs(
-            job.cfg, job.dataset, part.result, job.seeds, ctx.output_dir, figure=False
-        )
+        files = write_outputs(job, part.result, ctx.output_dir, figure=False)
     except UserError as err:
         return Outcome("FAILED", "failed", str(err), summary=summary)
     return Outcome("FINISHED", "finished", None, list(files.values()), summary)

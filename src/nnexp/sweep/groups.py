@@ -31,13 +31,13 @@ def group_key(job: Job) -> str:
     """Equal keys, same arrays and schedule: the resolved config without the per-copy keys and
     the keys that only say where results go (bar ``tracking.log_every`` and the metrics
     recorded), plus the data digest."""
-    view = json.loads(json.dumps(params_view(job.cfg)))
+    view = json.loads(json.dumps(params_view(job.record)))
     for path in PER_COPY_KEYS:
         node = view
         for part in path[:-1]:
             node = node.get(part, {})
         node.pop(path[-1], None)
-    view["log_every"] = job.cfg["tracking"]["log_every"]
+    view["log_every"] = job.config.tracking.log_every
     view["record"] = list(job.metric_names)
     return json.dumps([view, job.dataset.digest()], sort_keys=True)
 
@@ -144,7 +144,7 @@ def train_group(
             test_set,
             hp,
             rngs,
-            record_every=first.cfg["tracking"]["log_every"],
+            record_every=first.config.tracking.log_every,
             on_record=record,
             record=first.metric_names,
         )

@@ -123,12 +123,11 @@ class Sweep:
         """The store and the folder's claim are checked before mlflow is imported
         (nnexp.tracking.sweep), so a store that cannot work or a folder another sweep writes
         into is one line within seconds."""
-        from nnexp.tracking.uri import check_store, resolve_uri
+        from nnexp.tracking.uri import checked_uri
 
         axes = swept_axes(config)
         try:
-            uri = resolve_uri(config.tracking.uri, Path(config.hydra.runtime.cwd))
-            check_store(uri)
+            uri = checked_uri(config.tracking.uri, Path(config.hydra.runtime.cwd))
             sweep_folder.claim(self.sweep_dir)
             try:
                 from nnexp.tracking.sweep import start_sweep

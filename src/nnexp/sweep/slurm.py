@@ -156,7 +156,7 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
         sweep = current_sweep()
         if not self.config.sweep.resume or sweep is None or sweep.info is None:
             return {}
-        from nnexp.train import finished_sweep_jobs
+        from nnexp.sweep.jobs import finished_sweep_jobs
 
         configs = [self._job_config(overrides, num) for overrides, num in numbered]
         outcomes = finished_sweep_jobs([(config, job_folder(config)) for config in configs])
@@ -200,7 +200,7 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
         write_failure(output_dir, overrides, reason)
         sweep = current_sweep()
         if sweep is not None and sweep.info is not None:
-            from nnexp.train import record_lost_sweep_job
+            from nnexp.sweep.jobs import record_lost_sweep_job
 
             status = "KILLED" if state.startswith(KILLED_STATES) else "FAILED"
             record_lost_sweep_job(config, output_dir, status, reason)

@@ -1,2 +1,3 @@
-"""MLflow around the core: stores, runs, sweeps and models. Importing a submodule other than
-``uri`` loads mlflow (~3 s), so the training path imports them only when tracking is on."""
+"""MLflow around the core: stores, runs, a sweep's parent run, queries, repair and models.
+``uri``, ``vocabulary`` and ``sweep_file`` never import mlflow (~3 s); the other submodules do,
+so the training path imports them only when tracking is on."""

@@ -11,7 +11,7 @@ import mlflow
 import numpy as np
 from mlflow.models import infer_signature
 
-from nnexp.run.outputs import EXAMPLE, SCALERS
+from nnexp.tracking.vocabulary import EXAMPLE, SCALERS
 
 MODEL_CODE = Path(__file__).with_name("model_code.py")
 

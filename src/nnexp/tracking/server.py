@@ -56,9 +56,9 @@ def prepare_store(backend_uri: str, work_dir: Path) -> str:
     if scheme_of(backend_uri) == "sqlite":
         backend_uri = f"sqlite:///{sqlite_path(backend_uri, work_dir)}"
     check_store(backend_uri)
-    from nnexp.tracking.store import client_for, open_experiment
+    from nnexp.tracking.store import open_store
 
-    open_experiment(client_for(backend_uri), "Default")
+    open_store(backend_uri, "Default")
     return backend_uri
 
 

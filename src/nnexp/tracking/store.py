@@ -9,6 +9,7 @@ import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import mlflow
 from mlflow.exceptions import MlflowException
@@ -53,7 +54,23 @@ def configure_mlflow() -> None:
         logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
-def client_for(uri: str) -> MlflowClient:
+@dataclass(frozen=True)
+class Store:
+    """An open MLflow store: a client bound to its URI, and the experiment runs go into (None
+    when the opener reads runs of any experiment)."""
+
+    client: MlflowClient
+    experiment_id: str | None
+
+
+def open_store(uri: str, experiment: str | None = None) -> Store:
+    """The one way nnexp opens a store (its URI checked by ``uri.checked_uri``): a client, and
+    the id of ``experiment``, created with the store's schema if needed."""
+    client = _client_for(uri)
+    return Store(client, open_experiment(client, experiment) if experiment else None)
+
+
+def _client_for(uri: str) -> MlflowClient:
     """A client bound to ``uri`` (and the fluent API pointed at it too). An http(s) URI's
     ``user:password@`` becomes MLflow's basic auth (MLFLOW_TRACKING_USERNAME/PASSWORD of this
     process and the jobs it starts) and MLflow gets the URI without it. Creating the client

@@ -16,15 +16,14 @@ import mlflow
 from mlflow.entities import Metric, Run, RunTag
 from mlflow.tracking import MlflowClient
 
-from nnexp import console
+from nnexp import console, plots
 from nnexp.errors import UserError
-from nnexp.run import plots
 from nnexp.safety.privacy import redact, redact_values, reveal
 from nnexp.tracking.model import has_model_inputs, log_model
 from nnexp.tracking.queries import children, latest
 from nnexp.tracking.repair import process_alive, why_dead
 from nnexp.tracking.run import RunLog, code_tags, end_run, process_tags, record_failed_run
-from nnexp.tracking.store import client_for, open_experiment
+from nnexp.tracking.store import open_store
 from nnexp.tracking.sweep_file import SWEEP_FILE
 from nnexp.tracking.vocabulary import (
     BEST_MODEL_TAG,
@@ -95,8 +94,8 @@ def start_sweep(
     """Create the store (checked by the caller) and the parent run (or reopen the last one with
     this sweep key when resuming) before any job starts, and fill the sweep file the caller
     claimed."""
-    client = client_for(uri)
-    experiment_id = open_experiment(client, experiment)
+    store = open_store(uri, experiment)
+    client, experiment_id = store.client, store.experiment_id
     tags = code_tags()
     parent_id = _open_parent(
         client, experiment_id, sweep_dir, axes, sweep_key, command, resume, tags
@@ -258,7 +257,7 @@ class SweepSummary:
 def finish_sweep(info: SweepInfo, sweep_dir: Path) -> SweepSummary:
     """Summarise the children into the parent, log the best child's model on it (unless
     tracking.log_model=false) and end it FINISHED, or FAILED if any job failed."""
-    client = client_for(info.tracking_uri)
+    client = open_store(info.tracking_uri).client
     parent = client.get_run(info.parent_run_id)
     skipped = {
         key[len(SKIP_TAG_PREFIX) :]: value
@@ -386,7 +385,7 @@ def abort_sweep(info: SweepInfo, status: str, reason: str) -> None:
     """End a parent whose sweep stopped before its end (an error, a stop signal), after its
     children still RUNNING: each ends itself once told to stop, so the ones whose process still
     lives on this host get STOP_GRACE_S to do so; the rest end KILLED here."""
-    client = client_for(info.tracking_uri)
+    client = open_store(info.tracking_uri).client
     deadline = time.monotonic() + STOP_GRACE_S
     while True:
         running = [

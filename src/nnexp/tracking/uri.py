@@ -75,6 +75,14 @@ def sqlite_path(uri: str, launch_dir: Path) -> Path:
     return (launch_dir / path).resolve()
 
 
+def checked_uri(configured: str | None, launch_dir: Path) -> str:
+    """The store's URI (``resolve_uri``), checked (``check_store``) before mlflow is imported,
+    so a store that cannot work is one line within seconds."""
+    uri = resolve_uri(configured, launch_dir)
+    check_store(uri)
+    return uri
+
+
 def check_store(uri: str) -> None:
     """Fail fast, before any run opens, on a store that cannot work."""
     scheme = scheme_of(uri)

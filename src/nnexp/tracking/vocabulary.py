@@ -93,3 +93,7 @@ def whole_number(tag_value: str) -> bool:
     """Whether a tag's value reads as a whole number: ASCII digits only (``str.isdigit`` also
     accepts '¹' or '²', which ``int`` refuses)."""
     return tag_value.isascii() and tag_value.isdigit()
+
+
+#: What a pyfunc model needs besides weights.npz, written beside it.
+SCALERS, EXAMPLE = "scalers.json", "input_example.json"
