@@ -31,6 +31,10 @@ from nnexp.tracking.vocabulary import ERROR_TAG, STATUS_TAG, metric_values
 #: imports mlflow).
 FLUSH_SECONDS = 2.0
 MAX_POINTS = 1000
+#: A group of more children than this never streams: it is written once, after training (in
+#: bulk where the store allows), however long it trains. Streaming costs a store call per child
+#: every FLUSH_SECONDS, which for thousands of children costs more than their training.
+MAX_LIVE_CHILDREN = 100
 
 
 @dataclass
@@ -182,11 +186,11 @@ def fail(item: SweepJob, reason: str) -> None:
 
 
 class GroupLog:
-    """The child runs of one group. A group that trains longer than ``tracking.live_after``
-    seconds opens its children RUNNING and from then on streams their points every FLUSH_SECONDS
-    or MAX_POINTS (so a long sweep shows its progress, and a killed process leaves runs that
-    `nnexp runs repair` ends); a short one writes each child once, after training, at MLflow's
-    floor."""
+    """The child runs of one group. A group of at most MAX_LIVE_CHILDREN jobs that trains longer
+    than ``tracking.live_after`` seconds opens its children RUNNING and from then on streams
+    their points every FLUSH_SECONDS or MAX_POINTS (so a long sweep shows its progress, and a
+    killed process leaves runs that `nnexp runs repair` ends); any other group writes each child
+    once, after training: all in bulk in an SQL store (``bulk``), else at MLflow's floor."""
 
     def __init__(self, group: Sequence[SweepJob], trackers: Trackers, points: Points):
         self.group, self.trackers, self.points = group, trackers, points
@@ -204,7 +208,7 @@ class GroupLog:
         once MAX_POINTS wait per child."""
         elapsed = time.monotonic() - self.last
         if not self.live:
-            return elapsed >= self.live_after
+            return elapsed >= self.live_after and len(self.group) <= MAX_LIVE_CHILDREN
         waiting = (len(self.points.epochs) - self.sent) * len(self.points.values)
         return elapsed > FLUSH_SECONDS or waiting >= MAX_POINTS
 
