@@ -164,3 +164,19 @@ def test_a_signal_while_a_bulk_group_trains_writes_its_children_killed_with_thei
             assert child.data.tags["nnexp.status"] == "killed"
             assert steps and steps == list(range(0, steps[-1] + 1, every))
             assert steps[-1] < epochs
+
+
+def test_a_group_of_more_than_100_children_never_streams(nnexp_train, store, monkeypatch):
+    bulk_calls = []
+    write = private_api.write_runs_in_bulk
+
+    def counted(client, experiment_id, runs, upload=None):
+        bulk_calls.append(len(runs))
+        return write(client, experiment_id, runs, upload)
+
+    monkeypatch.setattr(private_api, "write_runs_in_bulk", counted)
+    overrides = ["seed=range(0,101)", "optim.epochs=3", "tracking.log_model=false"]
+    assert nnexp_train(*overrides, "tracking.live_after=0") == 0  # live at once, were it small
+    assert 101 in bulk_calls
+    _, children = sweep_runs(store)
+    assert len(children) == 101 and {c.info.status for c in children} == {"FINISHED"}
