@@ -49,6 +49,7 @@ def main(jobs: int = 128) -> None:
     from hydra_plugins.nnexp_sweeper import compose_once
     from nnexp.run import recipe
     from nnexp.sweep import jobs as sweep_jobs
+    from nnexp.sweep import launching
 
     deepcopy = timed(copy.deepcopy, "compose: copy of the shape's config")
     compose_once.copy = type("copy", (), {"deepcopy": staticmethod(deepcopy)})
@@ -56,7 +57,7 @@ def main(jobs: int = 128) -> None:
     compose_once.check_overrides = timed(
         compose_once.check_overrides, "compose: check of the overrides"
     )
-    batched.save_yaml = timed(batched.save_yaml, "launcher: .hydra/config.yaml, overrides.yaml")
+    save_yaml = timed(launching.save_yaml, "launcher: .hydra/config.yaml, overrides.yaml")
     folder = tempfile.mkdtemp()
     loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(config.CONF_DIR)))
     with safe_config.checked_hydra():
@@ -87,8 +88,8 @@ def main(jobs: int = 128) -> None:
             cfg, output_dir = job_config(job, num)
             job_cfg, ctx = sweep_job(cfg, output_dir)
             (output_dir / ".hydra").mkdir(parents=True, exist_ok=True)
-            batched.save_yaml(job_cfg, output_dir / ".hydra" / "config.yaml")
-            batched.save_yaml(cfg.hydra.overrides.task, output_dir / ".hydra" / "overrides.yaml")
+            save_yaml(job_cfg, output_dir / ".hydra" / "config.yaml")
+            save_yaml(cfg.hydra.overrides.task, output_dir / ".hydra" / "overrides.yaml")
             checked(job_cfg, ctx)
     for label, seconds in sorted(SPENT.items()):
         print(f"{label:48s} {seconds / jobs * 1000:6.2f} ms/job")

@@ -1,4 +1,5 @@
-"""Shared helpers: run the real console scripts in a subprocess, read the real MLflow store."""
+"""Shared helpers: run the real console scripts (in-process, or in a subprocess where the process
+is the subject), read the real MLflow store."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+import in_process
 import tethered
 from tethered import Tethered
 
@@ -60,6 +62,19 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+def run_app(
+    command: str, *args: str, cwd: Path, timeout: float = 900, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """``command args…`` as ``run_cli`` gives it, run inside the test process (``in_process``;
+    a restart to pin the machine continues in a subprocess) unless the command replaces its
+    process (``nnexp server``): for the tests whose subject is what the command does, not its
+    process (the real binary's exit codes, signals, stdin and stdout, the environment)."""
+    env = env if env is not None else clean_env()
+    if command in in_process.ENTRY_POINTS and not in_process.replaces_process(command, args):
+        return in_process.run(command, args, cwd, env)
+    return run_cli(command, *args, cwd=cwd, timeout=timeout, env=env)
 
 
 #: Runs nnexp-train on sys.argv[1:] and prints, as the process exits, whether mlflow was imported.
@@ -119,10 +134,10 @@ def fresh_store(tmp_path: Path) -> str:
 
 @pytest.fixture
 def train(tmp_path: Path, store: str):
-    """``nnexp-train`` into the test's store, run from the test's folder."""
+    """``nnexp-train`` into the test's store, run from the test's folder, in-process."""
 
     def run(*args: str, **kwargs) -> subprocess.CompletedProcess:
-        return run_cli("nnexp-train", f"tracking.uri={store}", *args, cwd=tmp_path, **kwargs)
+        return run_app("nnexp-train", f"tracking.uri={store}", *args, cwd=tmp_path, **kwargs)
 
     return run
 

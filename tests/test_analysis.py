@@ -14,7 +14,7 @@ from itertools import product
 
 import pytest
 
-from conftest import mlflow_client, run_cli
+from conftest import mlflow_client, run_app
 
 pytestmark = pytest.mark.slow
 
@@ -89,7 +89,7 @@ def tiny(tmp_path_factory, empty_store_file) -> dict:
 
 
 def test_runs_list_filters_sorts_and_writes_csv(tiny):
-    done = run_cli(
+    done = run_app(
         "nnexp",
         "runs",
         "list",
@@ -207,7 +207,7 @@ def test_diff_of_two_runs_shows_only_what_differs(tiny, capsys):
 
 def test_diff_of_two_sweeps_with_a_figure(tiny, tmp_path):
     out = tmp_path / "diff.png"
-    done = run_cli(
+    done = run_app(
         "nnexp",
         "diff",
         tiny["A"],

@@ -6,7 +6,6 @@ SQLite stores; sweeps run in-process (``nnexp.train.main``), a subprocess only f
 
 from __future__ import annotations
 
-import contextvars
 import signal
 import subprocess
 import sys
@@ -25,9 +24,10 @@ from conftest import (
     frozen_mid_job,
     metric_steps,
     mlflow_client,
+    run_app,
     sweep_runs,
 )
-from nnexp import core, train
+from nnexp import core
 from nnexp.config import schema as config
 from nnexp.run import memory
 from nnexp.run.job import JobContext, prepare
@@ -41,9 +41,6 @@ EPOCHS = 12
 def nnexp_train(tmp_path: Path, monkeypatch, store: str):
     """``nnexp-train ARGS`` run in this process from the test's folder into its store; returns
     the exit code and counts the batched core.train calls (their copies in ``calls``)."""
-    monkeypatch.chdir(tmp_path)
-    for name in ("HYDRA_FULL_ERROR", "MLFLOW_ENABLE_TELEMETRY", "DO_NOT_TRACK"):
-        monkeypatch.delenv(name, raising=False)
     calls: list[int] = []
     batched = core.train
 
@@ -56,11 +53,10 @@ def nnexp_train(tmp_path: Path, monkeypatch, store: str):
     def run(*args: str) -> int:
         flags = [a for a in args if a.startswith("-")]
         overrides = [a for a in args if not a.startswith("-")]
-        argv = ["nnexp-train", *flags, f"tracking.uri={store}", *overrides]
-        monkeypatch.setattr(sys, "argv", argv)
-        with pytest.raises(SystemExit) as ended:
-            contextvars.copy_context().run(train.main)  # as a new process: no state kept
-        return ended.value.code
+        done = run_app("nnexp-train", *flags, f"tracking.uri={store}", *overrides, cwd=tmp_path)
+        sys.stdout.write(done.stdout)
+        sys.stderr.write(done.stderr)
+        return done.returncode
 
     run.calls = calls
     return run

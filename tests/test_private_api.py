@@ -3,6 +3,7 @@ in nnexp.private_api): a release that changes one fails here, naming what change
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import sys
 
@@ -127,10 +128,19 @@ def test_submitits_requeue_signal():
     assert sig == signal.SIGUSR2, "submitit.JobEnvironment._usr_sig() changed"
 
 
-def test_mlflows_sql_store_reads_many_runs_history_at_once(tmp_path):
+def test_hydra_ray_launchers_schema():
+    conf, ray_conf = private_api.ray_launcher_schema()
+    fields = {field.name: field for field in dataclasses.fields(conf)}
+    assert "_target_" in fields and fields["ray"].default_factory().__class__ is ray_conf, (
+        "hydra_ray_launcher._config.RayLauncherConf changed: nnexp's ray launcher config extends it"
+    )
+    assert ray_conf().init == {"address": None} and ray_conf().remote == {}
+
+
+def test_mlflows_sql_store_reads_many_runs_history_at_once(store):
     from mlflow import MlflowClient
 
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = MlflowClient(store)
     experiment = client.create_experiment("contract")
     runs = [client.create_run(experiment).info.run_id for _ in range(2)]
     for offset, run_id in enumerate(runs):

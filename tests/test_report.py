@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, assert_one_line_error, mlflow_client, run_cli, sweep_runs
+from conftest import REPO, assert_one_line_error, mlflow_client, run_app, sweep_runs
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +21,7 @@ ON_GRID_WORKER = pytest.mark.xdist_group("grid_store")
 
 
 def report(tmp_path: Path, store: str, *args: str):
-    return run_cli("nnexp", "report", *args, "--tracking-uri", store, cwd=tmp_path)
+    return run_app("nnexp", "report", *args, "--tracking-uri", store, cwd=tmp_path)
 
 
 def files_of(folder: Path) -> dict[str, bytes]:
@@ -30,7 +30,7 @@ def files_of(folder: Path) -> dict[str, bytes]:
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_every_experiment_runs_shortened_and_reports(name, tmp_path, store):
-    done = run_cli(
+    done = run_app(
         "nnexp-train",
         "-m",
         f"+experiment={name}",
@@ -72,7 +72,7 @@ def grid_store(tmp_path_factory) -> tuple[str, Path]:
     two seeds; the launch folder and its store."""
     folder = tmp_path_factory.mktemp("grid")
     store = f"sqlite:///{folder}/mlflow.db"
-    done = run_cli(
+    done = run_app(
         "nnexp-train",
         "-m",
         f"tracking.uri={store}",
@@ -93,7 +93,7 @@ def test_sweep_report_is_complete_and_byte_identical_on_rerun(grid_store, tmp_pa
     """The first report goes to its default folder, reports/<run id> of the working folder."""
     store, folder = grid_store
     (parent,), children = sweep_runs(store, GRID)
-    first = run_cli("nnexp", "report", parent.info.run_id, cwd=folder)
+    first = run_app("nnexp", "report", parent.info.run_id, cwd=folder)
     second = report(tmp_path, store, parent.info.run_id, "--out", "second")
     assert first.returncode == second.returncode == 0, first.stderr + second.stderr
     default = folder / "reports" / parent.info.run_id
@@ -155,7 +155,7 @@ def test_a_child_run_id_names_its_sweep(grid_store, tmp_path):
 
 
 def test_runs_without_metrics_are_refused(tmp_path, store):
-    done = run_cli("nnexp-train", "-m", f"tracking.uri={store}", "model.hidden=0,-1", cwd=tmp_path)
+    done = run_app("nnexp-train", "-m", f"tracking.uri={store}", "model.hidden=0,-1", cwd=tmp_path)
     assert done.returncode == 1
     assert_one_line_error(report(tmp_path, store, "nnexp"), "recorded a cost metric")
     assert not (tmp_path / "reports").exists()

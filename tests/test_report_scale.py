@@ -14,10 +14,10 @@ from nnexp.report.content import HEATMAP_PANELS, _heatmaps
 from nnexp.report.records import RunRecord, cost_curves, histories, read_curves, record_of
 
 
-def logged_runs(tmp_path) -> tuple[MlflowClient, list[RunRecord]]:
-    """Three runs in a SQLite store: two single ones (one logs step 2 twice, the last wins) and a
-    batched one (mean and std curves)."""
-    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+def logged_runs(store: str) -> tuple[MlflowClient, list[RunRecord]]:
+    """Three runs in the SQLite store ``store`` (its schema made once per worker): two single
+    ones (one logs step 2 twice, the last wins) and a batched one (mean and std curves)."""
+    client = MlflowClient(store)
     experiment = client.create_experiment("scale")
     curves = {
         "single": {"train_cost": [(0, 0.5), (1, 0.3), (2, 0.2)], "test_cost": [(0, 0.6), (2, 0.4)]},
@@ -41,8 +41,8 @@ def logged_runs(tmp_path) -> tuple[MlflowClient, list[RunRecord]]:
     return client, records
 
 
-def test_bulk_histories_are_the_curves_one_request_per_run_gives(tmp_path, monkeypatch):
-    client, records = logged_runs(tmp_path)
+def test_bulk_histories_are_the_curves_one_request_per_run_gives(store, monkeypatch):
+    client, records = logged_runs(store)
     expected = {r.run_id: cost_curves(client, r) for r in records}
     monkeypatch.setattr(client, "get_metric_history", None)  # never asked run by run
     read_curves(client, records)
@@ -58,8 +58,8 @@ def test_bulk_histories_are_the_curves_one_request_per_run_gives(tmp_path, monke
     assert again.curves["train"].values.tolist() == [0.5, 0.1]  # step 2's last value
 
 
-def test_a_store_without_bulk_reads_is_asked_run_by_run(tmp_path):
-    client, records = logged_runs(tmp_path)
+def test_a_store_without_bulk_reads_is_asked_run_by_run(store):
+    client, records = logged_runs(store)
     asked = []
 
     def get_metric_history(run_id, key):

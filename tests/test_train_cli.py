@@ -1,4 +1,5 @@
-"""`nnexp-train` end to end: a real subprocess, a real SQLite store read back with MlflowClient."""
+"""`nnexp-train` end to end, in-process (the binary where the process is the subject: ``python -m``,
+``--help``, mlflow never imported), a real SQLite store read back with MlflowClient."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from conftest import all_runs, clean_env, mlflow_client, run_cli, run_train_probe
+from conftest import all_runs, clean_env, mlflow_client, run_app, run_cli, run_train_probe
 
 
 def only_run(uri):
@@ -118,7 +119,7 @@ def test_same_config_twice_gives_identical_weights_and_curves(train, store, tmp_
 
 
 def test_default_store_is_mlflow_db_in_the_launch_folder(tmp_path):
-    done = run_cli("nnexp-train", "optim.epochs=3", "tracking.log_model=false", cwd=tmp_path)
+    done = run_app("nnexp-train", "optim.epochs=3", "tracking.log_model=false", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "mlflow.db").is_file()
     assert f"sqlite:///{tmp_path}/mlflow.db" in done.stdout
@@ -128,7 +129,7 @@ def test_default_store_is_mlflow_db_in_the_launch_folder(tmp_path):
 def test_environment_variable_chooses_the_store(tmp_path):
     uri = f"sqlite:///{tmp_path}/elsewhere.db"
     env = clean_env(MLFLOW_TRACKING_URI=uri)
-    done = run_cli(
+    done = run_app(
         "nnexp-train", "optim.epochs=3", "tracking.log_model=false", cwd=tmp_path, env=env
     )
     assert done.returncode == 0, done.stderr

@@ -168,12 +168,13 @@ def _store_option(command: argparse.ArgumentParser) -> None:
 def _client(args: argparse.Namespace):
     """A client for the store of --tracking-uri, checked first (before MLflow is imported, so a
     store that cannot work is one line within seconds)."""
-    from nnexp.tracking.uri import checked_uri, sqlite_file
+    from nnexp.tracking.uri import check_store, resolve_uri, sqlite_file
 
-    uri = checked_uri(args.tracking_uri, Path.cwd())
+    uri = resolve_uri(args.tracking_uri, Path.cwd())
     database = sqlite_file(uri)
     if database is not None and not database.is_file():
         raise UserError(f"no MLflow store at {uri}; pass --tracking-uri or run from its folder")
+    check_store(uri)
     from nnexp.tracking.store import open_store
 
     return open_store(uri).client

@@ -38,6 +38,7 @@ __all__ = [
     "compose_unchecked",
     "config_loader",
     "overrides_dirname",
+    "ray_launcher_schema",
     "resolver_names",
     "split_sweep",
     "submitit_usr_sig",
@@ -144,6 +145,15 @@ def submitit_usr_sig() -> int:
     import submitit
 
     return submitit.JobEnvironment._usr_sig()
+
+
+def ray_launcher_schema() -> tuple[type, type]:
+    """hydra-ray-launcher's ``RayLauncherConf`` (the config of ``hydra/launcher=ray``) and its
+    ``RayConf`` (``ray.init``, ``ray.remote``), from the plugin's private ``_config`` module
+    (importing it stores the plugin's ``ray`` config, which nnexp's then replaces)."""
+    from hydra_plugins.hydra_ray_launcher._config import RayConf, RayLauncherConf
+
+    return RayLauncherConf, RayConf
 
 
 def metric_history_bulk(client: Any) -> Callable[[list[str], str, Any], Any] | None:

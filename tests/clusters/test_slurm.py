@@ -1,15 +1,22 @@
-"""Sweeps on a real single-node SLURM cluster with accounting (``hydra/launcher=slurm``): jobs
-as child runs, and jobs the cluster loses (cancelled, timed out) as failed children with SLURM's
-reason, the sweep's table still written, and resume completing the sweep."""
+"""Sweeps on a real single-node SLURM cluster with accounting (``hydra/launcher=slurm``): a group
+of same-shape jobs as one task of the job array, its children equal to each config run as its
+own task; tasks and jobs the cluster loses (cancelled, timed out) as failed children with
+SLURM's reason, the sweep's table still written, and resume completing the sweep."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import signal
+import sqlite3
 import subprocess
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from clusters.grid import GRID, by_config, curves, weights
 from clusters.slurm_cluster import SlurmCluster, slurm  # noqa: F401 (the session fixture)
 from conftest import (
     BIN,
@@ -57,6 +64,7 @@ def test_jobs_lost_by_slurm_become_failed_children_and_resume_completes(slurm, t
     gate = tmp_path / "gate"
     (tmp_path / "gate_2").touch()
     first = [
+        "hydra.launcher.batch=false",
         f"hydra.launcher.setup=['until test -e {gate}_$SLURM_ARRAY_TASK_ID; do sleep 0.2; done']",
     ]
     store = f"sqlite:///{tmp_path}/mlflow.db"
@@ -98,7 +106,10 @@ def test_jobs_lost_by_slurm_become_failed_children_and_resume_completes(slurm, t
     assert by_job["2"].info.status == "FINISHED"
     assert metric_steps(store, by_job["2"].info.run_id, "train_cost")
 
-    done = run(slurm, slurm_sweep(slurm, tmp_path, "resumed", "sweep.resume=true"), tmp_path)
+    resumed = slurm_sweep(
+        slurm, tmp_path, "resumed", "sweep.resume=true", "hydra.launcher.batch=false"
+    )
+    done = run(slurm, resumed, tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     parents, children = sweep_runs(store)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
@@ -126,3 +137,176 @@ def running_task(cluster: SlurmCluster, index: str) -> str | None:
     """The id (``ARRAY_INDEX``) of the array task ``index`` once SLURM runs it."""
     listed = cluster.run("squeue", "-h", "-r", "-t", "RUNNING", "-o", "%i").stdout.split()
     return next((job for job in listed if job.endswith(f"_{index}")), None)
+
+
+def grid_sweep(folder: Path, name: str, *args: str, store: str | None = None) -> list[str]:
+    """The command line of the 12-config grid on the cluster, into the sweep folder ``name`` and
+    the store ``store``.db (``name``.db) in ``folder``."""
+    return [
+        str(BIN / "nnexp-train"),
+        "-m",
+        "hydra/launcher=slurm",
+        f"hydra.sweep.dir={folder / name}",
+        f"tracking.uri=sqlite:///{folder}/{store or name}.db",
+        "tracking.log_model=false",
+        *GRID,
+        *args,
+    ]
+
+
+def submitted_tasks(sweep_dir: Path) -> set[str]:
+    """The SLURM job ids (ARRAY_TASK) submitit submitted for the sweep."""
+    return {path.parent.name for path in (sweep_dir / ".submitit").glob("*/*_submitted.pkl")}
+
+
+def test_a_group_is_one_task_and_its_children_equal_each_config_run_as_its_own_task(
+    slurm,  # noqa: F811
+    tmp_path,
+):
+    """The grid as 2 tasks (one per shape) against the same grid as 12 tasks of one job each
+    (``batch=false``: each config trained alone by Hydra's run_job on the node): every child
+    FINISHED, with the same curves, bit for bit, and the same weights."""
+    began = time.monotonic()
+    alone = run(slurm, grid_sweep(tmp_path, "alone", "hydra.launcher.batch=false"), tmp_path)
+    alone_s = time.monotonic() - began
+    assert alone.returncode == 0, alone.stdout + alone.stderr
+    began = time.monotonic()
+    done = run(slurm, grid_sweep(tmp_path, "grouped"), tmp_path)
+    grouped_s = time.monotonic() - began
+    assert done.returncode == 0, done.stdout + done.stderr
+    print(f"12 configs: {alone_s:.1f} s as 12 SLURM tasks, {grouped_s:.1f} s as 2")
+    assert "Submitting 12 jobs as 2 SLURM tasks" in done.stderr + done.stdout
+    tasks = submitted_tasks(tmp_path / "grouped")
+    assert len(tasks) == 2 and len(submitted_tasks(tmp_path / "alone")) == 12
+    assert {slurm.job_state(task) for task in tasks} == {"COMPLETED"}
+    grouped, single = (
+        by_config(f"sqlite:///{tmp_path}/grouped.db"),
+        by_config(f"sqlite:///{tmp_path}/alone.db"),
+    )
+    assert len(grouped) == 12 and grouped.keys() == single.keys()
+    for config, child in grouped.items():
+        assert child.info.status == "FINISHED", config
+        assert child.data.tags["nnexp.config_hash"] == single[config].data.tags["nnexp.config_hash"]
+        got = curves(f"sqlite:///{tmp_path}/grouped.db", child)
+        assert got == curves(f"sqlite:///{tmp_path}/alone.db", single[config]), config
+        assert len(got["train_cost"]) > 1
+        mine, theirs = weights(child), weights(single[config])
+        assert mine.keys() == theirs.keys()
+        assert all(np.array_equal(mine[key], theirs[key]) for key in theirs), config
+
+
+def test_a_lost_task_fails_its_group_alone_and_resume_resubmits_only_it(slurm, tmp_path):  # noqa: F811
+    """Task 0 (one shape's 6 configs) waits in its setup line and is cancelled; task 1 trains:
+    6 KILLED children with SLURM's reason, 6 FINISHED. The resumed sweep submits one task of the
+    6 lost configs, and every config ends FINISHED."""
+    gate = tmp_path / "gate"
+    (tmp_path / "gate_1").touch()
+    setup = (
+        f"hydra.launcher.setup=['until test -e {gate}_$SLURM_ARRAY_TASK_ID; do sleep 0.2; done']"
+    )
+    process = subprocess.Popen(
+        grid_sweep(tmp_path, "sweep", setup),
+        cwd=tmp_path,
+        env=cluster_env(slurm),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        cancelled = wait_for(lambda: running_task(slurm, "0"), timeout=300, every=0.5)
+        slurm.run("scancel", cancelled)
+        out, err = process.communicate(timeout=900)
+    finally:
+        process.kill()
+    assert process.returncode == 1, out + err
+    assert "Traceback" not in out + err
+    lost = [line for line in err.splitlines() if " lost: " in line]
+    assert len(lost) == 6 and all(f"SLURM job {cancelled} ended CANCELLED" in line for line in lost)
+    store = f"sqlite:///{tmp_path}/sweep.db"
+    children = by_config(store)
+    killed = [c for c in children.values() if c.info.status == "KILLED"]
+    finished = [c for c in children.values() if c.info.status == "FINISHED"]
+    assert len(killed) == 6 and len(finished) == 6
+    assert len({c.data.params["model.hidden"] for c in killed}) == 1
+    assert all("CANCELLED" in c.data.tags["nnexp.error"] for c in killed)
+    assert all(f"{tmp_path}/sweep/" in c.data.tags["nnexp.output_dir"] for c in killed)
+    assert all(metric_steps(store, c.info.run_id, "train_cost") for c in finished)
+
+    resumed = grid_sweep(tmp_path, "resumed", "sweep.resume=true", store="sweep")
+    done = run(slurm, resumed, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Submitting 6 jobs as 1 SLURM tasks" in done.stderr + done.stdout
+    assert len(submitted_tasks(tmp_path / "resumed")) == 1
+    parents, children = sweep_runs(store)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert parents[0].data.metrics["children_skipped"] == 6
+    keys = ("model.hidden", "optim.lr", "seed")
+    again = [c for c in children if "/resumed/" in c.data.tags["nnexp.output_dir"]]
+    assert sorted(tuple(c.data.params[k] for k in keys) for c in again) == sorted(
+        tuple(c.data.params[k] for k in keys) for c in killed
+    )
+    assert all(c.info.status == "FINISHED" for c in again)
+
+
+RUNNING_CHILD_WITH_POINTS = """
+SELECT count(DISTINCT r.run_uuid) FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid
+JOIN metrics m ON m.run_uuid = r.run_uuid AND m.key = 'train_cost'
+WHERE r.status = 'RUNNING' AND t.key = 'mlflow.parentRunId'
+"""
+
+
+def running_children_with_points(db: Path) -> int:
+    """How many child runs in the SQLite file ``db`` are RUNNING with costs logged (read-only)."""
+    try:
+        reader = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        with contextlib.closing(reader):
+            return reader.execute(RUNNING_CHILD_WITH_POINTS).fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def test_a_stop_signal_to_the_launcher_cancels_its_tasks(slurm, tmp_path):  # noqa: F811
+    """SIGTERM to the launching process while its one task (one group: a plain SLURM job, not an
+    array) trains, its children open and streaming points: the task is cancelled, its children
+    end KILLED with their points, the parent KILLED, and no run is left RUNNING."""
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    process = subprocess.Popen(
+        [
+            str(BIN / "nnexp-train"),
+            "-m",
+            "hydra/launcher=slurm",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+            f"tracking.uri={store}",
+            "tracking.log_model=false",
+            "tracking.live_after=0",
+            "tracking.log_every=100",
+            "optim.epochs=3000000",
+            "optim.lr=0.5,1",
+        ],
+        cwd=tmp_path,
+        env=cluster_env(slurm),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: running_children_with_points(tmp_path / "mlflow.db") == 2, timeout=300)
+        (task,) = slurm.run("squeue", "-h", "-t", "RUNNING", "-o", "%i").stdout.split()
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=300)
+    finally:
+        process.kill()
+    assert process.returncode != 0, out + err
+    assert "Traceback" not in out + err
+    wait_for(lambda: slurm.job_state(task) == "CANCELLED", timeout=60)
+
+    def ended() -> list:
+        parents, children = sweep_runs(store)
+        statuses = {run.info.status for run in parents + children}
+        return children if len(children) == 2 and "RUNNING" not in statuses else []
+
+    children = wait_for(ended, timeout=60)
+    parents, _ = sweep_runs(store)
+    assert parents[0].info.status == "KILLED"
+    assert all(child.info.status == "KILLED" for child in children)
+    assert all(metric_steps(store, c.info.run_id, "train_cost") for c in children)

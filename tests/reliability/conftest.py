@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ServerProcess, all_runs, clean_env, free_port, run_cli
+from conftest import ServerProcess, all_runs, clean_env, free_port, run_app
 
 #: The admin password of the shared `nnexp server --auth` (auth_server).
 ADMIN_PASSWORD = "correct-horse-battery-staple"
@@ -41,7 +41,7 @@ def used_store(tmp_path_factory) -> tuple[Path, str]:
     every test that uses it asserts that it leaves it exactly as it was."""
     folder = tmp_path_factory.mktemp("store")
     uri = f"sqlite:///{folder}/mlflow.db"
-    done = run_cli(
+    done = run_app(
         "nnexp-train",
         f"tracking.uri={uri}",
         "optim.epochs=3",

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, run_app
 from reliability.conftest import snapshot
 
 
@@ -173,7 +173,7 @@ def test_bad_input_is_one_line_and_changes_nothing(case, used_store, tmp_path):
     before = snapshot(folder, uri)
     uri_given = any(a.startswith("tracking.uri=") for a in args)
     store_arg = [] if uri_given else [f"tracking.uri={uri}"]
-    done = run_cli("nnexp-train", *store_arg, "optim.epochs=2", *args, cwd=tmp_path)
+    done = run_app("nnexp-train", *store_arg, "optim.epochs=2", *args, cwd=tmp_path)
     assert_one_line_error(done, *fragments)
     assert snapshot(folder, uri) == before
     assert not (tmp_path / "mlflow.db").exists()

@@ -1,6 +1,8 @@
 """Stores that cannot be used: an unreachable or hung server, a missing or read-only folder, a
 file that is not SQLite, and store commands pointed at what does not exist. One line each, a
-non-zero exit, no traceback, and nothing created or changed."""
+non-zero exit, no traceback, and nothing created or changed. These run the real binaries: each of
+``nnexp-train`` and ``nnexp runs|report|reproduce|diff`` has its exit status checked here as a
+process's."""
 
 from __future__ import annotations
 
@@ -61,8 +63,9 @@ def test_a_store_in_a_read_only_folder(tmp_path):
         ["nnexp", "runs", "repair", "--tracking-uri={uri}"],
         ["nnexp", "report", "nnexp", "--tracking-uri={uri}"],
         ["nnexp", "reproduce", "0123456789abcdef0123456789abcdef", "--tracking-uri={uri}"],
+        ["nnexp", "diff", "0123456789abcdef", "fedcba9876543210", "--tracking-uri={uri}"],
     ],
-    ids=["train", "repair", "report", "reproduce"],
+    ids=["train", "repair", "report", "reproduce", "diff"],
 )
 def test_a_file_that_is_not_sqlite_is_refused_and_never_overwritten(tmp_path, command):
     database = tmp_path / "mlflow.db"

@@ -23,6 +23,7 @@ from conftest import (
     frozen_mid_job,
     metric_steps,
     mlflow_client,
+    run_app,
     run_cli,
     sweep_runs,
 )
@@ -88,7 +89,7 @@ def test_sigkill_leaves_running_runs_that_repair_kills_and_resume_completes(tmp_
     assert parents[0].info.status == "RUNNING"
     assert mlflow_client(store).get_run(victim).info.status == "RUNNING"
 
-    repair = run_cli("nnexp", "runs", "repair", f"--tracking-uri={store}", cwd=tmp_path)
+    repair = run_app("nnexp", "runs", "repair", f"--tracking-uri={store}", cwd=tmp_path)
     assert repair.returncode == 0, repair.stderr
     assert "2 run(s) repaired" in repair.stdout
     assert f"marked {victim}" in repair.stdout and "is gone" in repair.stdout
@@ -98,7 +99,7 @@ def test_sigkill_leaves_running_runs_that_repair_kills_and_resume_completes(tmp_
         assert (
             after.info.status == "KILLED" and "nnexp runs repair" in after.data.tags["nnexp.error"]
         )
-    again = run_cli("nnexp", "runs", "repair", f"--tracking-uri={store}", cwd=tmp_path)
+    again = run_app("nnexp", "runs", "repair", f"--tracking-uri={store}", cwd=tmp_path)
     assert "0 run(s) repaired" in again.stdout
 
     done = run_cli(

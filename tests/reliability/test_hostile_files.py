@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import all_runs, assert_one_line_error, run_cli
+from conftest import all_runs, assert_one_line_error, run_app
 from nnexp.errors import UserError
 from nnexp.run.weights import load_weights
 
@@ -92,7 +92,7 @@ def trained(tmp_path_factory) -> tuple[str, str, Path]:
     """(uri, run id, its stored weights.npz) of one FINISHED run with model.hidden=4."""
     folder = tmp_path_factory.mktemp("reproduce-store")
     uri = f"sqlite:///{folder}/mlflow.db"
-    done = run_cli(
+    done = run_app(
         "nnexp-train",
         f"tracking.uri={uri}",
         "optim.epochs=3",
@@ -141,7 +141,7 @@ def test_reproduce_of_damaged_stored_weights_is_one_line_and_adds_no_run(trained
     before = sorted((r.info.run_id, r.info.status) for r in all_runs(uri))
     damage(weights)
     try:
-        done = run_cli("nnexp", "reproduce", run_id, "--tracking-uri", uri, cwd=tmp_path)
+        done = run_app("nnexp", "reproduce", run_id, "--tracking-uri", uri, cwd=tmp_path)
     finally:
         shutil.copyfile(kept, weights)
     line = assert_one_line_error(done, f"run {run_id}'s weights.npz", STORED[damage])

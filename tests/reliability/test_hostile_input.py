@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import all_runs, assert_one_line_error, run_cli
+from conftest import all_runs, assert_one_line_error, run_app
 from nnexp.data.csv_file import DataError, load_csv
 from nnexp.errors import UserError
 from nnexp.report.figures import heatmap
@@ -172,7 +172,7 @@ def test_careless_values_are_one_line_and_leave_nothing(case, used_store, tmp_pa
     csv_text(tmp_path, "a,1,y\n1,2,3\n4,5,7\n6,1,2\n")
     os.mkfifo(tmp_path / "fifo")
     before = snapshot(folder, uri)
-    done = run_cli("nnexp-train", f"tracking.uri={uri}", "optim.epochs=1", *args, cwd=tmp_path)
+    done = run_app("nnexp-train", f"tracking.uri={uri}", "optim.epochs=1", *args, cwd=tmp_path)
     assert_one_line_error(done, *fragments)
     assert snapshot(folder, uri) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data.csv", "fifo"]
@@ -183,7 +183,7 @@ def test_a_path_like_experiment_name_keeps_artifacts_inside_mlruns(tmp_path):
     work.mkdir()
     uri = f"sqlite:///{work}/mlflow.db"
     args = [f"tracking.uri={uri}", "optim.epochs=1", "tracking.log_model=false"]
-    done = run_cli("nnexp-train", *args, "tracking.experiment=..", cwd=work)
+    done = run_app("nnexp-train", *args, "tracking.experiment=..", cwd=work)
     assert done.returncode == 0, done.stderr
     (run,) = all_runs(uri, "..")
     assert run.info.artifact_uri.startswith((work / "mlruns").as_uri() + "/")
@@ -195,12 +195,12 @@ def test_a_failed_reproduction_leaves_no_folder(tmp_path):
     csv_text(tmp_path, "a,b,y\n1,2,3\n4,5,7\n6,1,2\n")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     args = ["dataset=csv", "dataset.path=data.csv", "dataset.target=y", "optim.epochs=2"]
-    done = run_cli("nnexp-train", f"tracking.uri={uri}", *args, cwd=tmp_path)
+    done = run_app("nnexp-train", f"tracking.uri={uri}", *args, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     (run,) = all_runs(uri)
     (tmp_path / "data.csv").unlink()
     before = sorted(p.name for p in tmp_path.iterdir())
-    done = run_cli("nnexp", "reproduce", run.info.run_id, "--tracking-uri", uri, cwd=tmp_path)
+    done = run_app("nnexp", "reproduce", run.info.run_id, "--tracking-uri", uri, cwd=tmp_path)
     assert_one_line_error(done, "data.csv does not exist")
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     assert not (tmp_path / "outputs" / "reproduce").exists()

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, run_app, run_cli
 from nnexp import console
 from nnexp.report.document import Bullets, Code, Heading, Paragraph, Table, to_html, to_markdown
 from nnexp.safety.printable import LINE_LIMIT, capped, printable, printable_line
@@ -100,7 +100,7 @@ def test_reports_show_hostile_text_escaped_in_both_formats(tmp_path):
 def csv_train(folder: Path, header: list[str], *args: str) -> subprocess.CompletedProcess:
     rows = [",".join(str(i + j) for j in range(len(header))) for i in range(3)]
     (folder / "data.csv").write_text("\n".join([",".join(header), *rows]) + "\n")
-    return run_cli(
+    return run_app(
         "nnexp-train",
         f"tracking.uri=sqlite:///{folder}/mlflow.db",
         "dataset=csv",
@@ -132,7 +132,7 @@ def test_a_target_read_as_a_bool_or_number_is_hinted_as_written(tmp_path, writte
 def test_an_experiment_name_too_long_for_the_store_is_refused_before_training(used_store, tmp_path):
     folder, uri = used_store
     before = snapshot(folder, uri)
-    done = run_cli(
+    done = run_app(
         "nnexp-train", f"tracking.uri={uri}", f"tracking.experiment={'e' * 300}", cwd=tmp_path
     )
     assert_one_line_error(done, "tracking.experiment is 300 characters long", "shorter")
@@ -153,6 +153,6 @@ def test_a_read_only_launch_folder_is_one_line(used_store, tmp_path):
     folder, uri = used_store
     before = snapshot(folder, uri)
     with read_only(tmp_path / "launch") as launch:
-        done = run_cli("nnexp-train", f"tracking.uri={uri}", "optim.epochs=2", cwd=launch)
+        done = run_app("nnexp-train", f"tracking.uri={uri}", "optim.epochs=2", cwd=launch)
     assert_one_line_error(done, "Read-only file system", "launch from a folder you can write")
     assert snapshot(folder, uri) == before

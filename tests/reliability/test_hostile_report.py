@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, run_app
 from nnexp.errors import UserError
 from nnexp.report.output import MANIFEST, write_atomically
 
@@ -121,8 +121,8 @@ def test_cli_keeps_a_users_file_named_like_a_report(used_store, tmp_path):
     folder, uri = used_store
     out = tmp_path / "out"
     make_user_folder(out, "folder holding a file", "report.md")
-    done = run_cli("nnexp", "report", "nnexp", "--tracking-uri", uri, "--out", str(out), cwd=folder)
+    done = run_app("nnexp", "report", "nnexp", "--tracking-uri", uri, "--out", str(out), cwd=folder)
     assert_one_line_error(done, "nnexp did not write", "report.md/thesis.tex")
     assert (out / "report.md" / "thesis.tex").read_text() == "mine"
-    done = run_cli("nnexp", "report", "nnexp", "--tracking-uri", uri, "--out", ".", cwd=out)
+    done = run_app("nnexp", "report", "nnexp", "--tracking-uri", uri, "--out", ".", cwd=out)
     assert_one_line_error(done, "working folder")

@@ -14,6 +14,7 @@ from conftest import (
     assert_one_line_error,
     frozen_mid_job,
     mlflow_client,
+    run_app,
     run_cli,
     run_train_probe,
     sweep_runs,
@@ -37,11 +38,11 @@ def test_repair_survives_a_malformed_pid_and_refuses_a_negative_age(tmp_path, st
     bad = client.create_run(experiment, tags={"nnexp.host": provenance.host(), "nnexp.pid": "x1"})
     repair = ["nnexp", "runs", "repair", "--tracking-uri", store]
     for age in ("-1", "nan", "inf"):
-        assert_one_line_error(run_cli(*repair, "--stale-after", age, cwd=tmp_path), "--stale-after")
-    done = run_cli(*repair, cwd=tmp_path)
+        assert_one_line_error(run_app(*repair, "--stale-after", age, cwd=tmp_path), "--stale-after")
+    done = run_app(*repair, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert client.get_run(bad.info.run_id).info.status == "RUNNING"
-    done = run_cli(*repair, "--stale-after", "0", cwd=tmp_path)
+    done = run_app(*repair, "--stale-after", "0", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert client.get_run(bad.info.run_id).info.status == "KILLED"
 

@@ -9,16 +9,16 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
 import urllib.request
 from pathlib import Path
+from unittest import mock
 from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import clean_env, free_port, run_cli, sweep_runs
+from conftest import clean_env, free_port, run_app, run_cli, sweep_runs
 from nnexp.errors import UserError
 from nnexp.safety.privacy import (
     MASK,
@@ -165,7 +165,7 @@ def unreachable_run(folder: Path, password: str) -> tuple[subprocess.CompletedPr
     """nnexp-train against a closed port with ``password`` in the URI: exit 2, a warning and an
     error line that names the server with the password masked; the process and its lines."""
     port = free_port()
-    done = run_cli(
+    done = run_app(
         "nnexp-train", "optim.epochs=1", f"tracking.uri=http://{USER}:{password}@127.0.0.1:{port}",
         cwd=folder,
     )  # fmt: skip
@@ -289,32 +289,20 @@ def test_a_password_in_the_uri_is_never_stored_or_printed(tmp_path, auth_server,
 
 # --- telemetry ---------------------------------------------------------------------------------
 
-#: Runs nnexp-train's entry point, then says what MLflow reads from MLFLOW_DISABLE_TELEMETRY.
-PROBE = """
-import atexit, sys
-def report():
-    from mlflow.environment_variables import MLFLOW_DISABLE_TELEMETRY
-    print("telemetry disabled:", MLFLOW_DISABLE_TELEMETRY.get())
-atexit.register(report)
-sys.argv = ["nnexp-train", *sys.argv[1:]]
-from nnexp.train import main
-main()
-"""
-
 
 @pytest.mark.parametrize(
     ("setting", "disabled"), [(None, True), ("false", False), ("true", True)],
     ids=["default", "opted in", "opted out"],
 )  # fmt: skip
 def test_mlflow_telemetry_is_off_unless_the_user_opts_in(tmp_path, store, setting, disabled):
+    from mlflow.environment_variables import MLFLOW_DISABLE_TELEMETRY
+
     env = clean_env() if setting is None else clean_env(MLFLOW_DISABLE_TELEMETRY=setting)
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE, f"tracking.uri={store}",
-         "optim.epochs=1", "tracking.log_model=false"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+    args = [f"tracking.uri={store}", "optim.epochs=1", "tracking.log_model=false"]
+    done = run_app("nnexp-train", *args, cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
-    assert f"telemetry disabled: {disabled}" in done.stdout, done.stdout
+    with mock.patch.dict(os.environ, done.environ, clear=True):
+        assert MLFLOW_DISABLE_TELEMETRY.get() is disabled, done.environ
 
 
 # --- passwords with every character a URI gives a meaning to --------------------------------

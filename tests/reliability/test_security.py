@@ -15,6 +15,7 @@ from conftest import (
     all_runs,
     assert_one_line_error,
     clean_env,
+    run_app,
     run_cli,
     status,
 )
@@ -112,7 +113,7 @@ CODE = "\"__import__('os').system('touch pwned')\""
     ids=["code as dataset name", "code as number", "shell in a path", "shell in a name"],
 )
 def test_config_strings_are_data_never_code(tmp_path, store, overrides, fragments):
-    done = run_cli(
+    done = run_app(
         "nnexp-train", f"tracking.uri={store}", "optim.epochs=1", "tracking.log_model=false",
         *overrides, cwd=tmp_path,
     )  # fmt: skip
@@ -150,7 +151,7 @@ def escaping_run(tmp_path_factory, empty_store_file) -> str:
     folder = tmp_path_factory.mktemp("escaping-run")
     shutil.copyfile(empty_store_file, folder / "mlflow.db")
     uri = f"sqlite:///{folder}/mlflow.db"
-    done = run_cli(
+    done = run_app(
         "nnexp-train", f"tracking.uri={uri}", "optim.epochs=2", f"tracking.experiment={ESCAPING}",
         cwd=folder,
     )  # fmt: skip
@@ -183,7 +184,7 @@ def test_logged_model_is_code_and_arrays_with_no_pickle(tmp_path, escaping_run):
 def test_report_default_folder_stays_inside_reports(tmp_path, escaping_run):
     work = tmp_path / "deep" / "work"
     work.mkdir(parents=True)
-    report = run_cli("nnexp", "report", ESCAPING, f"--tracking-uri={escaping_run}", cwd=work)
+    report = run_app("nnexp", "report", ESCAPING, f"--tracking-uri={escaping_run}", cwd=work)
     assert report.returncode == 0, report.stderr
     assert (work / "reports" / "escaped" / "report.md").is_file()
     assert not (tmp_path / "escaped").exists()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, FAULT_JOB, clean_env, error_lines, frozen_mid_job, run_cli
+from conftest import BIN, FAULT_JOB, clean_env, error_lines, frozen_mid_job, run_app
 from reliability.conftest import tiny_disk
 
 pytestmark = pytest.mark.slow
@@ -94,7 +94,7 @@ def test_a_full_database_disk_is_one_line_and_repair_ends_the_run_once_freed(
         assert f"run {run_id} stays RUNNING" in line and "`nnexp runs repair`" in line
         assert statuses(db)[run_id] == "RUNNING"
         (disk / "filler").unlink()
-        repair = run_cli("nnexp", "runs", "repair", f"--tracking-uri=sqlite:///{db}", cwd=tmp_path)
+        repair = run_app("nnexp", "runs", "repair", f"--tracking-uri=sqlite:///{db}", cwd=tmp_path)
         assert repair.returncode == 0, repair.stderr
         assert statuses(db)[run_id] == "KILLED"
 

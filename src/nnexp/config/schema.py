@@ -170,6 +170,19 @@ def _optim_schema(name: str) -> type:
 OPTIM_SCHEMAS = {name: _optim_schema(name) for name in OPTIMIZERS}
 
 
+def typed(cfg: DictConfig, resolved: dict[str, Any]) -> Config:
+    """A checked config as its dataclasses (``resolved`` is ``cfg`` as plain data). ``Config``
+    declares ``dataset`` and ``optim`` as Any, since each dataset and optimizer has its own
+    schema: they are typed here by the schema of their name."""
+    config = OmegaConf.to_object(cfg)
+    if isinstance(config, dict):
+        config = Config(**config)
+    dataset, optim = resolved["dataset"], resolved["optim"]
+    config.dataset = DATASET_SCHEMAS[dataset["name"]](**dataset)
+    config.optim = OPTIM_SCHEMAS[optim["name"]](**optim)
+    return config
+
+
 def register_schemas() -> None:
     """Put the schemas in Hydra's ConfigStore (``nnexp_schema``, ``schema/dataset/*``,
     ``schema/optim/*``) and nnexp's defaults into three plugin configs:

@@ -139,7 +139,7 @@ def prepare(cfg: DictConfig, ctx: JobContext) -> Job:
     try:
         config.check(cfg)
         resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-        typed = OmegaConf.to_object(cfg)
+        typed = config.typed(cfg, resolved)
     except HYDRA_ERRORS as err:
         key = getattr(err, "full_key", None)
         what = f"{key}: {str(err).splitlines()[0]}" if key else hydra_error_line(err)

@@ -1,7 +1,9 @@
 """Hydra's submitit SLURM launcher, with every job the cluster loses (cancelled, timed out, killed
 for memory, its node lost) recorded as a failed job of the sweep instead of ending the sweep, and
 a resumed sweep's finished jobs left out of the submission, and the sweep's jobs cancelled when
-a stop signal reaches the launching process."""
+a stop signal reaches the launching process. With ``hydra.launcher.batch=true`` (the default) a
+group of same-shape jobs (``nnexp.sweep.cluster``) is one task of the job array, trained as one
+batched computation on the node; with ``batch=false`` every job is its own task, run by Hydra."""
 
 from __future__ import annotations
 
@@ -20,8 +22,10 @@ from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from nnexp import console
+from nnexp.errors import UserError
 from nnexp.private_api import submitit_usr_sig
 from nnexp.signals import Terminated
+from nnexp.sweep.launching import ComposingLauncher
 from nnexp.sweep.lifecycle import current_sweep, write_failure
 from nnexp.sweep.progress import record_job_end
 
@@ -90,10 +94,32 @@ def ignore_early_warning() -> None:
     signal.signal(submitit_usr_sig(), signal.SIG_IGN)
 
 
-class SlurmLauncher(submitit_launcher.SlurmLauncher):
-    """``hydra/launcher=slurm``: submits the sweep as one job array, then collects each job's
-    result; a job that ends without one becomes a FAILED (KILLED if cancelled) job of the sweep
-    with SLURM's reason, and the sweeper gets ``sweep.failed_objective`` for it."""
+def slurm_task(task: list) -> list:
+    """On the node: one task of a batched sweep (``nnexp.sweep.cluster.run_task``), SLURM's early
+    warning ignored."""
+    from nnexp.sweep.cluster import run_task
+
+    ignore_early_warning()
+    return run_task(task)
+
+
+def end_state(job: Any) -> tuple[str, str]:
+    """How a task that left no result ended: KILLED or FAILED, and the reason."""
+    state = job.state
+    word = state.split(maxsplit=1)[0] if state.strip() else "UNKNOWN"
+    status = "KILLED" if word in KILLED_STATES else "FAILED"
+    return status, lost_reason(job.job_id, state)
+
+
+class SlurmLauncher(ComposingLauncher, submitit_launcher.SlurmLauncher):
+    """``hydra/launcher=slurm``: submits the sweep as one job array (a task per group, or per job
+    with ``batch=false``), then collects each task's result; a task that ends without one makes
+    its jobs FAILED (KILLED if cancelled) jobs of the sweep with SLURM's reason, and the sweeper
+    gets ``sweep.failed_objective`` for them."""
+
+    def __init__(self, batch: bool = True, configs_per_task: int = 500, **params: Any) -> None:
+        super().__init__(**params)
+        self.batch, self.configs_per_task = batch, configs_per_task
 
     def __call__(self, *args: Any, **kwargs: Any) -> JobReturn:
         """In the job: run it as the plugin does, SLURM's early warning ignored."""
@@ -103,7 +129,64 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> Sequence[JobReturn]:
-        """Submit the jobs as the plugin does, and collect their results one by one."""
+        """The sweep's jobs as tasks of one job array, their results collected one by one."""
+        if self.batch:
+            return self._launch_groups(job_overrides, initial_job_idx)
+        return self._launch_jobs(job_overrides, initial_job_idx)
+
+    def _launch_groups(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    ) -> Sequence[JobReturn]:
+        """Compose and check every job here, group them, submit one task per group (cut to
+        ``configs_per_task`` and to the task's ``mem_gb``), collect each task's results."""
+        from nnexp.sweep import cluster
+        from nnexp.sweep.batch import Trackers, draw_curves
+
+        if self.configs_per_task < 1:
+            raise UserError(
+                f"hydra.launcher.configs_per_task={self.configs_per_task}: give the most configs "
+                "one SLURM task trains, >= 1"
+            )
+        trackers = Trackers()
+        items = self.checked_jobs(job_overrides, initial_job_idx, trackers)
+        ready = [item for item in items if item.objective is None]
+        mem_gb = self.params.get("mem_gb")
+        memory = int(mem_gb * 2**30) if mem_gb else None
+        tasks = cluster.plan_tasks(ready, self.configs_per_task, memory)
+        if tasks:
+            log.info(
+                f"Submitting {len(ready)} jobs as {len(tasks)} SLURM tasks "
+                f"(same shapes batched, at most {self.configs_per_task} a task)"
+            )
+            executor = self._executor()
+            with executor.batch():
+                jobs = [executor.submit(slurm_task, task) for task in tasks]
+            try:
+                for job, task in zip(jobs, tasks, strict=True):
+                    self._collect_task(job, task)
+            except (KeyboardInterrupt, Terminated):
+                cancel(jobs)
+                raise
+        draw_curves(items, trackers)
+        return [self.job_return(item) for item in items]
+
+    def _collect_task(self, job: Any, task: list) -> None:
+        """A task's results into its jobs, or for a task the cluster lost (or that failed), each
+        of its jobs recorded lost with the reason."""
+        from submitit.core.utils import FailedJobError, UncompletedJobError
+
+        from nnexp.sweep import cluster
+
+        wait(job)
+        try:
+            results = job.results()[0]
+        except (UncompletedJobError, FailedJobError):
+            cluster.record_lost(task, *end_state(job), self.end)
+            return
+        cluster.take_results(task, results, self.end)
+
+    def _executor(self) -> Any:
+        """A submitit executor with the launcher's parameters."""
         import submitit
 
         executor = submitit.AutoExecutor(
@@ -119,6 +202,13 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
                 if key not in ("submitit_folder", "max_num_timeout")
             }
         )
+        return executor
+
+    def _launch_jobs(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    ) -> Sequence[JobReturn]:
+        """Submit every job as its own task as the plugin does, collect their results."""
+        executor = self._executor()
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         numbered = [
