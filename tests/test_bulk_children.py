@@ -135,7 +135,7 @@ def finished_children(db: Path) -> int:
 def test_a_signal_while_a_bulk_group_trains_writes_its_children_killed_with_their_points(
     tmp_path, store
 ):
-    every, epochs = 100, 200_000
+    every, epochs = 100, 400_000
     command = [
         str(BIN / "nnexp-train"), "-m", f"tracking.uri={store}", "model.hidden=2,3", "seed=0,1",
         f"optim.epochs={epochs}", f"tracking.log_every={every}", "tracking.log_model=false",
@@ -149,7 +149,8 @@ def test_a_signal_while_a_bulk_group_trains_writes_its_children_killed_with_thei
         while finished_children(tmp_path / "mlflow.db") < 2 and time.monotonic() < deadline:
             assert process.poll() is None, process.stderr.read().decode()
             time.sleep(0.05)
-        process.send_signal(signal.SIGTERM)  # the second group (hidden 3) is training
+        time.sleep(0.5)  # the second group (hidden 3) is training: 400,000 epochs take seconds
+        process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=300)
     finally:
         process.kill()
