@@ -25,6 +25,7 @@ SECTIONS = [
     "tracking",
     "sweep",
     "batched",
+    "grid10k",
     "report_scale",
 ]
 

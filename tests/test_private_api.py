@@ -167,3 +167,83 @@ def test_lokys_resource_tracker_starts_and_says_so():
     assert tracker._pid is not None and tracker._check_alive(), (
         "joblib.externals.loky.backend.resource_tracker.ensure_running no longer starts the tracker"
     )
+
+
+def bulk_record(name: str):
+    """A finished run's records: tags, params, two curves with a NaN and an infinity, a dataset
+    input."""
+    import mlflow
+    import numpy as np
+    from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
+
+    data = mlflow.data.from_numpy(np.arange(6.0).reshape(3, 2), targets=np.ones(3), name="toy")
+    curve = [1.0, 0.5, float("nan"), float("inf"), 0.25]
+    return private_api.RunRecord(
+        name=name,
+        status="FINISHED",
+        start_time=1_700_000_000_000,
+        end_time=1_700_000_005_000,
+        tags=[RunTag("mlflow.user", "ada"), RunTag("nnexp.status", "finished")],
+        params=[Param("optim.lr", "0.5"), Param("seed", "3")],
+        metrics=[Metric("train_cost", v, 1_700_000_004_000, s) for s, v in enumerate(curve)]
+        + [Metric("test_cost", 2.0 - s, 1_700_000_004_000, s) for s in range(3)],
+        datasets=[
+            DatasetInput(data._to_mlflow_entity(), [InputTag("mlflow.data.context", "training")])
+        ],
+    )
+
+
+def test_runs_written_in_bulk_read_back_as_the_public_clients(tmp_path):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("contract")
+    record = bulk_record("public")
+    public = client.create_run(
+        experiment, start_time=record.start_time, tags={t.key: t.value for t in record.tags},
+        run_name="public",
+    ).info.run_id  # fmt: skip
+    client.log_inputs(public, record.datasets)
+    client.log_batch(public, metrics=record.metrics, params=record.params)
+    client.set_terminated(public, "FINISHED", end_time=record.end_time)
+    uploaded = []
+    (bulk,) = private_api.write_runs_in_bulk(
+        client, experiment, [bulk_record("bulk")], lambda *args: uploaded.append(args)
+    )
+    assert uploaded == [(bulk, client.get_run(bulk).info.artifact_uri)]
+    assert client.get_run(bulk).info.artifact_uri.endswith(f"/{bulk}/artifacts")
+    got, want = client.get_run(bulk), client.get_run(public)
+    skip = {"run_id", "run_uuid", "run_name", "artifact_uri"}
+    info = {k: v for k, v in dict(got.info).items() if k not in skip}
+    assert info == {k: v for k, v in dict(want.info).items() if k not in skip}, (
+        "a run written through MLflow's SqlRun model no longer reads back as create_run's"
+    )
+    assert got.data.params == want.data.params and got.data.metrics == want.data.metrics
+    assert {**got.data.tags, "mlflow.runName": "public"} == want.data.tags
+    for key in ("train_cost", "test_cost"):
+        points = {
+            run: [(m.step, repr(m.value), m.timestamp) for m in client.get_metric_history(run, key)]
+            for run in (bulk, public)
+        }  # repr: a NaN point equals a NaN point
+        assert points[bulk] == points[public], (
+            f"the {key} history written through SqlMetric differs from log_batch's"
+        )
+    dataset = [(i.dataset, i.tags) for i in got.inputs.dataset_inputs]
+    assert dataset == [(i.dataset, i.tags) for i in want.inputs.dataset_inputs] and dataset
+    for query, order in (
+        ("metrics.test_cost < 1.5", ["metrics.train_cost DESC"]),
+        ("params.`optim.lr` = '0.5' and tags.`nnexp.status` = 'finished'", ["params.seed"]),
+        ("attributes.status = 'FINISHED'", ["attributes.start_time"]),
+    ):
+        found = client.search_runs([experiment], query, order_by=order)
+        assert {r.info.run_id for r in found} == {bulk, public}, query
+
+
+def test_runs_in_bulk_are_refused_by_a_store_that_is_not_sql(tmp_path, monkeypatch):
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    client = MlflowClient((tmp_path / "mlruns").as_uri())
+    experiment = client.create_experiment("files")
+    assert private_api.write_runs_in_bulk(client, experiment, [bulk_record("x")]) is None
+    assert client.search_runs([experiment]) == []

@@ -14,8 +14,10 @@ import changes Hydra), and nnexp's sweeper checks the configs it composes itself
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from omegaconf.grammar.gen.OmegaConfGrammarParser import OmegaConfGrammarParser
 from omegaconf.grammar_parser import parse
 
 __all__ = [
+    "RunRecord",
     "apply_value_overrides",
     "basic_sweeper",
     "checked_composition",
@@ -39,6 +42,7 @@ __all__ = [
     "resolver_names",
     "split_sweep",
     "submitit_usr_sig",
+    "write_runs_in_bulk",
 ]
 
 #: check(cfg, overrides) of every config Hydra's loader composes inside ``checked_composition``.
@@ -165,3 +169,159 @@ def start_loky_resource_tracker() -> None:
     from joblib.externals.loky.backend.resource_tracker import ensure_running
 
     ensure_running()
+
+
+@dataclass
+class RunRecord:
+    """One finished run for ``write_runs_in_bulk``, in MLflow's public entities: what
+    ``create_run`` (name, tags, start), ``log_inputs``, ``log_batch`` and ``set_terminated``
+    would have written."""
+
+    name: str
+    status: str
+    start_time: int
+    end_time: int
+    tags: list = field(default_factory=list)  # RunTag
+    params: list = field(default_factory=list)  # Param
+    metrics: list = field(default_factory=list)  # Metric
+    datasets: list = field(default_factory=list)  # DatasetInput
+
+
+def write_runs_in_bulk(
+    client: Any,
+    experiment_id: str,
+    runs: Sequence[RunRecord],
+    upload: Callable[[str, str], None] | None = None,
+) -> list[str] | None:
+    """Write ``runs`` (each already ended) into an SQL store (SQLite, PostgreSQL, MySQL: MLflow's
+    ``SqlAlchemyStore``) in one transaction through the store's own models and session: runs,
+    tags, params, metric histories, latest metrics and dataset inputs, with the rows and checks
+    MLflow's ``create_run``, ``log_inputs``, ``log_batch`` and ``set_terminated`` make. ``upload
+    (run_id, artifact_uri)`` runs for each run before the transaction (its artifacts first, so no
+    run is visible without them). Returns the run ids, or None (nothing written) for a store that
+    is not SQL: a tracking server, a file store."""
+    import sqlalchemy
+    from mlflow.entities import LifecycleStage, RunStatus, RunTag, SourceType
+    from mlflow.store.tracking.dbmodels import models
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME, MLFLOW_USER
+    from mlflow.utils.uri import append_to_uri_path
+    from mlflow.utils.validation import _validate_batch_log_data, _validate_dataset_inputs
+
+    store = getattr(getattr(client, "_tracking_client", None), "store", None)
+    if not isinstance(store, SqlAlchemyStore):
+        return None
+    if not runs:
+        return []
+    experiment = store.get_experiment(experiment_id)
+    store._check_experiment_is_active(experiment)
+    datasets = _bulk_datasets(store, experiment_id, [d for run in runs for d in run.datasets])
+    rows: dict[type, list[dict]] = {
+        model: []
+        for model in (
+            models.SqlRun, models.SqlTag, models.SqlParam, models.SqlMetric,
+            models.SqlLatestMetric, models.SqlInput, models.SqlInputTag,
+        )
+    }  # fmt: skip
+    run_ids = []
+    for run in runs:
+        run_id = uuid.uuid4().hex
+        artifact_uri = append_to_uri_path(
+            experiment.artifact_location, run_id, SqlAlchemyStore.ARTIFACTS_FOLDER_NAME
+        )
+        tags = [RunTag(MLFLOW_RUN_NAME, run.name), *run.tags]
+        metrics, params, tags = _validate_batch_log_data(run.metrics, run.params, tags)
+        _validate_dataset_inputs(run.datasets)
+        user = next((tag.value for tag in tags if tag.key == MLFLOW_USER), "unknown")
+        rows[models.SqlRun].append(
+            dict(
+                run_uuid=run_id, name=run.name, artifact_uri=artifact_uri,
+                experiment_id=experiment_id, source_type=SourceType.to_string(SourceType.UNKNOWN),
+                source_name="", entry_point_name="", user_id=user,
+                status=RunStatus.to_string(RunStatus.from_string(run.status)),
+                start_time=run.start_time, end_time=run.end_time, deleted_time=None,
+                source_version="", lifecycle_stage=LifecycleStage.ACTIVE,
+            )
+        )  # fmt: skip
+        rows[models.SqlTag] += [
+            dict(run_uuid=run_id, key=key, value=value)
+            for key, value in {tag.key: tag.value for tag in tags}.items()
+        ]
+        rows[models.SqlParam] += [dict(run_uuid=run_id, key=p.key, value=p.value) for p in params]
+        written, latest = set(), {}
+        for metric in metrics:
+            is_nan, value = store.sanitize_metric_value(float(metric.value))
+            row = dict(
+                run_uuid=run_id, key=metric.key, value=value, timestamp=metric.timestamp,
+                step=metric.step, is_nan=is_nan,
+            )  # fmt: skip
+            identity = (metric.key, value, metric.timestamp, metric.step, is_nan)
+            if identity in written:
+                continue
+            written.add(identity)
+            rows[models.SqlMetric].append(row)
+            best = latest.get(metric.key)
+            order = (row["step"], row["timestamp"], row["value"])
+            if best is None or order > (best["step"], best["timestamp"], best["value"]):
+                latest[metric.key] = row
+        rows[models.SqlLatestMetric] += latest.values()
+        for dataset_input in run.datasets:
+            input_uuid = uuid.uuid4().hex
+            key = (dataset_input.dataset.name, dataset_input.dataset.digest)
+            rows[models.SqlInput].append(
+                dict(
+                    input_uuid=input_uuid, source_type="DATASET", source_id=datasets[key],
+                    destination_type="RUN", destination_id=run_id,
+                )
+            )  # fmt: skip
+            rows[models.SqlInputTag] += [
+                dict(input_uuid=input_uuid, name=tag.key, value=tag.value)
+                for tag in dataset_input.tags
+            ]
+        if upload is not None:
+            upload(run_id, artifact_uri)
+        run_ids.append(run_id)
+    with store.ManagedSessionMaker(read_only=False) as session:
+        for model, items in rows.items():
+            if items:
+                session.execute(sqlalchemy.insert(model), items)
+    return run_ids
+
+
+def _bulk_datasets(store: Any, experiment_id: str, inputs: Sequence[Any]) -> dict:
+    """The uuid of each (name, digest) of ``inputs`` among the experiment's datasets, the missing
+    ones created (as ``log_inputs`` does) in a transaction of their own; a second try reads those
+    a concurrent writer created first."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return _find_or_create_datasets(store, experiment_id, inputs)
+    except MlflowException:
+        return _find_or_create_datasets(store, experiment_id, inputs)
+
+
+def _find_or_create_datasets(store: Any, experiment_id: str, inputs: Sequence[Any]) -> dict:
+    from mlflow.store.tracking.dbmodels.models import SqlDataset
+
+    wanted = {(d.dataset.name, d.dataset.digest): d.dataset for d in inputs}
+    found: dict = {}
+    with store.ManagedSessionMaker(read_only=False) as session:
+        for row in (
+            session.query(SqlDataset)
+            .filter(SqlDataset.experiment_id == experiment_id)
+            .filter(SqlDataset.name.in_([name for name, _ in wanted]))
+            .filter(SqlDataset.digest.in_([digest for _, digest in wanted]))
+        ):
+            found[row.name, row.digest] = row.dataset_uuid
+        for key, dataset in wanted.items():
+            if key not in found:
+                found[key] = uuid.uuid4().hex
+                session.add(
+                    SqlDataset(
+                        dataset_uuid=found[key], experiment_id=experiment_id,
+                        name=dataset.name, digest=dataset.digest,
+                        dataset_source_type=dataset.source_type, dataset_source=dataset.source,
+                        dataset_schema=dataset.schema, dataset_profile=dataset.profile,
+                    )
+                )  # fmt: skip
+    return found

@@ -48,20 +48,32 @@ class ComposedConfigs:
         self.loader = loader
         self.parser = OverridesParser.create()
         self.shapes: dict[tuple[str, ...], DictConfig] = {}
-        self.ready: dict[tuple[str, ...], DictConfig] = {}
+        self.ready: dict[tuple[str, ...], tuple[DictConfig, tuple[str, ...]]] = {}
+        #: The shape of the config ``load_sweep_config`` returned last: configs of one shape
+        #: differ in their hydra node only by the job's overrides, number and folder.
+        self.last_shape: tuple[str, ...] | None = None
 
     def compose_ahead(self, master_config: DictConfig, overrides: Sequence[str]) -> None:
         """Compose a job's config (raising on a bad one) and keep it for the launcher."""
-        self.ready[tuple(overrides)] = self.compose(master_config, list(overrides))
+        self.ready[tuple(overrides)] = self.compose_shaped(master_config, list(overrides))
 
     def load_sweep_config(
         self, master_config: DictConfig, sweep_overrides: list[str]
     ) -> DictConfig:
         """The config composed ahead for these overrides (used once), else a fresh one."""
         ready = self.ready.pop(tuple(sweep_overrides), None)
-        return ready if ready is not None else self.compose(master_config, sweep_overrides)
+        if ready is None:
+            ready = self.compose_shaped(master_config, sweep_overrides)
+        cfg, self.last_shape = ready
+        return cfg
 
     def compose(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
+        """The job's config (``compose_shaped`` without its shape)."""
+        return self.compose_shaped(master_config, sweep_overrides)[0]
+
+    def compose_shaped(
+        self, master_config: DictConfig, sweep_overrides: list[str]
+    ) -> tuple[DictConfig, tuple[str, ...]]:
         """What Hydra's ``load_sweep_config`` returns: the shape's config composed by Hydra (once),
         copied, with the value overrides applied in order and the job's override lists set. The
         shape's config passes every check once (its hydra node among them: values set none),
@@ -86,7 +98,7 @@ class ComposedConfigs:
             cfg.hydra.job.override_dirname = overrides_dirname(task, naming)
         check_values(cfg, [*hydra_overrides, *sweep_overrides])
         OmegaConf.copy_cache(from_config=master_config, to_config=cfg)
-        return cfg
+        return cfg, shape
 
     def is_value(self, override: Override) -> bool:
         """A plain ``key=value`` of a config key (not a group, not Hydra's, no package, no

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,10 @@ from nnexp.tracking.vocabulary import ERROR_TAG, STATUS_TAG, metric_values
 #: imports mlflow).
 FLUSH_SECONDS = 2.0
 MAX_POINTS = 1000
+#: A group of more children than this never streams: it is written once, after training (in
+#: bulk where the store allows), however long it trains. Streaming costs a store call per child
+#: every FLUSH_SECONDS, which for thousands of children costs more than their training.
+MAX_LIVE_CHILDREN = 100
 
 
 @dataclass
@@ -47,6 +51,18 @@ class SweepJob:
     objective: float | None = None
     #: Once finished: (epochs, test cost mean over its seeds) for the sweep's figure.
     curve: tuple[np.ndarray, np.ndarray] | None = None
+
+
+@dataclass
+class Outcome:
+    """How a job of a group ended: run status, ``nnexp.status`` label and reason, the files to
+    upload and its summary point (best values at the last epoch, as its run alone logs them)."""
+
+    status: str
+    label: str
+    reason: str | None
+    files: list[Path] = field(default_factory=list)
+    summary: tuple[int, dict[str, float]] | None = None
 
 
 class Trackers:
@@ -170,11 +186,11 @@ def fail(item: SweepJob, reason: str) -> None:
 
 
 class GroupLog:
-    """The child runs of one group. A group that trains longer than ``tracking.live_after``
-    seconds opens its children RUNNING and from then on streams their points every FLUSH_SECONDS
-    or MAX_POINTS (so a long sweep shows its progress, and a killed process leaves runs that
-    `nnexp runs repair` ends); a short one writes each child once, after training, at MLflow's
-    floor."""
+    """The child runs of one group. A group of at most MAX_LIVE_CHILDREN jobs that trains longer
+    than ``tracking.live_after`` seconds opens its children RUNNING and from then on streams
+    their points every FLUSH_SECONDS or MAX_POINTS (so a long sweep shows its progress, and a
+    killed process leaves runs that `nnexp runs repair` ends); any other group writes each child
+    once, after training: all in bulk in an SQL store (``bulk``), else at MLflow's floor."""
 
     def __init__(self, group: Sequence[SweepJob], trackers: Trackers, points: Points):
         self.group, self.trackers, self.points = group, trackers, points
@@ -182,6 +198,8 @@ class GroupLog:
         self.sent = 0
         self.live = False
         self.last = time.monotonic()
+        #: When the group began training (ms since the epoch): its children's start time.
+        self.started = int(time.time() * 1000)
         self.live_after = float(group[0].job.config.tracking.live_after)
         self.offsets = np.cumsum([0, *(len(item.job.rngs) for item in group)])
 
@@ -190,7 +208,7 @@ class GroupLog:
         once MAX_POINTS wait per child."""
         elapsed = time.monotonic() - self.last
         if not self.live:
-            return elapsed >= self.live_after
+            return elapsed >= self.live_after and len(self.group) <= MAX_LIVE_CHILDREN
         waiting = (len(self.points.epochs) - self.sent) * len(self.points.values)
         return elapsed > FLUSH_SECONDS or waiting >= MAX_POINTS
 
@@ -238,29 +256,55 @@ class GroupLog:
             for r in range(self.sent, len(points.epochs))
         ]
 
-    def end(
-        self,
-        index: int,
-        status: str,
-        label: str,
-        reason: str | None,
-        files: list[Path],
-        summary: tuple[int, dict[str, float]] | None = None,
-    ):
-        """Send the job's last points (and its ``summary``: best values at the last epoch, as
-        its run alone logs them) with its status (and reason), upload its files, end it."""
+    @property
+    def bulk(self) -> bool:
+        """Whether the group's children are written in one transaction: tracked, an SQL store,
+        and none opened yet (the group ended before ``tracking.live_after``)."""
+        writer = self.writer(0)
+        return not self.live and writer is not None and writer.bulk
+
+    def end_tags(self, end: Outcome) -> dict[str, str]:
+        """The status tag and, for a job that did not finish, its reason."""
+        return {STATUS_TAG: end.label} | ({ERROR_TAG: end.reason[:5000]} if end.reason else {})
+
+    def end(self, index: int, end: Outcome) -> None:
+        """Send the job's last points (and its summary) with its status (and reason), upload its
+        files, end it."""
         writer = self.writer(index)
         if writer is None:
             return
         child = self.child(index)
-        end_tags = {STATUS_TAG: label} | ({ERROR_TAG: reason[:5000]} if reason else {})
-        points = self.new_points(index) + ([summary] if summary is not None else [])
+        points = self.new_points(index) + ([end.summary] if end.summary is not None else [])
         try:
-            writer.send(child, points, end_tags)
-            writer.end(child, files, status)
+            writer.send(child, points, self.end_tags(end))
+            writer.end(child, end.files, end.status)
         except UserError as err:
             writer.abandon(child, str(err))
             raise
+
+    def end_all(self, ends: Sequence[Outcome]) -> None:
+        """Write all the group's children whole, in one transaction (only when ``bulk``)."""
+        from nnexp.sweep.children import Ended
+
+        children = []
+        for index, end in enumerate(ends):
+            item = self.group[index]
+            tracker = self.trackers.of(item)
+            summary = [end.summary] if end.summary is not None else []
+            children.append(
+                Ended(
+                    name=run_name(item.cfg, item.ctx.overrides, tracker.axes),
+                    params=item.job.params(),
+                    tags=job_tags(item.job, item.ctx, tracker.code_version, None),
+                    dataset=item.job.dataset,
+                    points=self.new_points(index) + summary,
+                    end_tags=self.end_tags(end),
+                    files=end.files,
+                    status=end.status,
+                    start_time=self.started + index,  # 1 ms apart: MLflow lists them in job order
+                )
+            )
+        self.writer(0).write_all(children)
 
 
 def run_group(
@@ -275,7 +319,10 @@ def run_group(
     try:
         diverged_at = train_group(jobs, points, on_record=log.on_record)
     except (KeyboardInterrupt, Terminated) as err:
-        stop(log, slices(jobs, points), 0, err)
+        if log.bulk:
+            record_all(log, slices(jobs, points), None, killed(err))
+        else:
+            stop(log, slices(jobs, points), 0, err)
         raise
     except Exception as err:
         if not isinstance(err, UserError):  # a store that failed is its one line; else a bug
@@ -285,6 +332,9 @@ def run_group(
             record(log, index, part, ("FAILED", "failed", reason))
         return
     parts = slices(jobs, points, diverged_at)
+    if log.bulk:
+        record_all(log, parts, on_end)
+        return
     for index, part in enumerate(parts):
         try:
             with signals_deferred():  # a signal while a job is written ends the jobs after it
@@ -298,41 +348,78 @@ def run_group(
 
 def stop(log: GroupLog, parts: Sequence[Slice], first: int, err: BaseException) -> None:
     """The group's jobs from ``first`` on end KILLED with their points (a second signal waits)."""
-    ended = ("KILLED", "killed", str(err) or "interrupted (Ctrl-C)")
     with signals_deferred():
         for index in range(first, len(parts)):
-            record(log, index, parts[index], ended)
+            record(log, index, parts[index], killed(err))
+
+
+def killed(err: BaseException) -> tuple[str, str, str]:
+    """The end of a job a signal stopped: KILLED, with the signal as its reason."""
+    return ("KILLED", "killed", str(err) or "interrupted (Ctrl-C)")
+
+
+def outcome(
+    log: GroupLog, index: int, part: Slice, ended: tuple[str, str, str] | None = None
+) -> Outcome:
+    """The job's end, its files written: FINISHED, FAILED (diverged, or its files could not be
+    written), or as ``ended`` (status, label, reason) says when its group stopped early."""
+    job, ctx = log.group[index].job, log.group[index].ctx
+    if ended is not None:
+        return Outcome(*ended)
+    summary = (part.history.epochs[-1], metric_values(part.history.summaries(), job.seeds))
+    if (error := diverged_error(job, part.diverged_at)) is not None:
+        return Outcome("FAILED", "diverged", str(error), summary=summary)
+    try:
+        files = write_outputs(job, part.result, ctx.output_dir, figure=False)
+    except UserError as err:
+        return Outcome("FAILED", "failed", str(err), summary=summary)
+    return Outcome("FINISHED", "finished", None, list(files.values()), summary)
 
 
 def record(
     log: GroupLog, index: int, part: Slice, ended: tuple[str, str, str] | None = None
 ) -> None:
-    """Write the job's files and child run: FINISHED, FAILED (diverged, or its files could not be
-    written), or as ``ended`` (status, label, reason) says when its group stopped early."""
-    item = log.group[index]
-    job, ctx = item.job, item.ctx
-    status, label, reason, files, summary = "FINISHED", "finished", None, {}, None
-    if ended is not None:
-        status, label, reason = ended
-    else:
-        summary = (part.history.epochs[-1], metric_values(part.history.summaries(), job.seeds))
-        if (error := diverged_error(job, part.diverged_at)) is not None:
-            status, label, reason = "FAILED", "diverged", str(error)
-        else:
-            try:
-                files = write_outputs(job, part.result, ctx.output_dir, figure=False)
-            except UserError as err:
-                status, label, reason = "FAILED", "failed", str(err)
+    """Write the job's files and child run (``outcome``), one child at a time."""
+    end = outcome(log, index, part, ended)
     try:
-        log.end(index, status, label, reason, list(files.values()), summary)
+        log.end(index, end)
     except UserError as err:
-        status, reason = "FAILED", str(err)
-    if status == "KILLED":
+        end.status, end.reason = "FAILED", str(err)
+    conclude(log.group[index], part, end)
+
+
+def record_all(
+    log: GroupLog,
+    parts: Sequence[Slice],
+    on_end: Callable[[SweepJob], None] | None,
+    ended: tuple[str, str, str] | None = None,
+) -> None:
+    """Write every job's files and all the group's children in one transaction (``log.bulk``);
+    a signal meanwhile waits until they are written and concluded. If the store fails, every
+    job fails."""
+    with signals_deferred():
+        ends = [outcome(log, index, part, ended) for index, part in enumerate(parts)]
+        try:
+            log.end_all(ends)
+        except UserError as err:
+            for end in ends:
+                if end.status != "KILLED":
+                    end.status, end.reason = "FAILED", str(err)
+        for item, part, end in zip(log.group, parts, ends, strict=True):
+            conclude(item, part, end)
+            if on_end is not None and ended is None:
+                on_end(item)
+
+
+def conclude(item: SweepJob, part: Slice, end: Outcome) -> None:
+    """The job's end in the sweep: failed (one line), or finished with its objective and
+    curve; a killed job is left to the sweep's stop."""
+    if end.status == "KILLED":
         return
-    if status != "FINISHED":
-        fail(item, reason or status)
+    if end.status != "FINISHED":
+        fail(item, end.reason or end.status)
         return
     item.objective = float(np.mean(part.history.test_cost[-1]))
     epochs, _, test_cost = part.history.as_arrays()
     item.curve = (epochs, test_cost.mean(axis=1))
-    record_job_end(ctx.sweep_dir, item.num, item.overrides, "finished", item.objective)
+    record_job_end(item.ctx.sweep_dir, item.num, item.overrides, "finished", item.objective)

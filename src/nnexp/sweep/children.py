@@ -1,6 +1,8 @@
-"""A batched sweep's child runs at MLflow's floor: per child one ``create_run`` with the dataset
-input, one ``log_batch`` (params, every curve point, status tags), the artifacts copied straight
-into the run's artifact store, and ``set_terminated``."""
+"""A batched sweep's child runs. In an SQL store (SQLite, PostgreSQL) a group that ended before
+its children were opened writes them all in one transaction (``write_all``: below MLflow's
+per-run floor); otherwise each child at that floor: one ``create_run`` with the dataset input,
+one ``log_batch`` (params, every curve point, status tags), the artifacts copied straight into
+the run's artifact store, and ``set_terminated``."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from pathlib import Path
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-from nnexp import console
+from nnexp import console, private_api
 from nnexp.data import Dataset
 from nnexp.run.tracked import JobTracker
 from nnexp.safety.privacy import redact_values
@@ -22,6 +24,9 @@ from nnexp.tracking.vocabulary import PARENT_RUN_TAG, RUN_TYPE_TAG
 
 #: Items MLflow takes in one log_batch call.
 MAX_ITEMS = 1000
+#: Children written per transaction by ``write_all``: a group of thousands holds its rows (about
+#: 200 metric points a child) in memory one part at a time.
+BULK_CHILDREN = 256
 
 
 @dataclass
@@ -31,6 +36,22 @@ class Child:
     run_id: str
     artifact_uri: str
     params: list[Param]
+
+
+@dataclass
+class Ended:
+    """A child run to write whole (``ChildWriter.write_all``): as ``open``, ``send`` and ``end``
+    would have written it, its files uploaded as its artifacts."""
+
+    name: str
+    params: Mapping[str, object]
+    tags: Mapping[str, str]
+    dataset: Dataset
+    points: Sequence[tuple[int, Mapping[str, float]]]
+    end_tags: Mapping[str, str]
+    files: Sequence[Path]
+    status: str
+    start_time: int
 
 
 class ChildWriter:
@@ -44,6 +65,10 @@ class ChildWriter:
         self.client = tracker.client
         self._inputs: dict[str, DatasetInput] = {}
         self._process_tags = {**context_tags(), **process_tags()}
+        #: Whether the store takes ``write_all`` in one transaction (an SQL store).
+        self.bulk = (
+            private_api.write_runs_in_bulk(self.client, self.tracker.experiment_id, []) is not None
+        )
 
     def dataset_input(self, dataset: Dataset) -> DatasetInput:
         """The training split as MLflow's dataset input (as ``mlflow.log_input`` builds it)."""
@@ -59,20 +84,25 @@ class ChildWriter:
             )
         return self._inputs[key]
 
-    def open(
-        self, name: str, params: Mapping[str, object], tags: Mapping[str, str], dataset: Dataset
-    ) -> Child:
-        """Create the child RUNNING under the sweep's parent with its tags and dataset input."""
-        all_tags = {
+    def child_tags(self, tags: Mapping[str, str]) -> dict[str, str]:
+        """A child's tags at creation: code, job, process and MLflow context tags, parent link."""
+        return {
             **self.tracker.code_tags,
             **tags,
             **self._process_tags,
             RUN_TYPE_TAG: "child",
             PARENT_RUN_TAG: self.tracker.sweep.parent_run_id,
         }
+
+    def open(
+        self, name: str, params: Mapping[str, object], tags: Mapping[str, str], dataset: Dataset
+    ) -> Child:
+        """Create the child RUNNING under the sweep's parent with its tags and dataset input."""
         with store_errors(self.tracker.uri):
             run = self.client.create_run(
-                self.tracker.experiment_id, run_name=name, tags=redact_values(all_tags)
+                self.tracker.experiment_id,
+                run_name=name,
+                tags=redact_values(self.child_tags(tags)),
             )
             self.client.log_inputs(run.info.run_id, [self.dataset_input(dataset)])
         items = [Param(k, v) for k, v in redact_values(params).items()]
@@ -86,12 +116,7 @@ class ChildWriter:
     ) -> None:
         """Log the points (step, {metric: value}), with the params not yet sent and ``end_tags``,
         in as few log_batch calls as MLflow allows."""
-        stamp = int(time.time() * 1000)
-        metrics = [
-            Metric(key, float(value), stamp, step)
-            for step, values in points
-            for key, value in values.items()
-        ]
+        metrics = as_metrics(points)
         tags = [RunTag(k, v) for k, v in redact_values(end_tags or {}).items()]
         if not (metrics or tags or child.params):
             return
@@ -111,6 +136,44 @@ class ChildWriter:
                     repo.log_artifact(str(path))
             self.client.set_terminated(child.run_id, status)
 
+    def write_all(self, children: Sequence[Ended]) -> None:
+        """Write the ended children in transactions of the SQL store of BULK_CHILDREN each (only
+        when ``bulk``): every record ``open``, ``send`` and ``end`` write, files uploaded first."""
+        for start in range(0, len(children), BULK_CHILDREN):
+            self._write_part(children[start : start + BULK_CHILDREN])
+
+    def _write_part(self, children: Sequence[Ended]) -> None:
+        end_time = int(time.time() * 1000)
+        records = [
+            private_api.RunRecord(
+                name=child.name,
+                status=child.status,
+                start_time=child.start_time,
+                end_time=end_time,
+                tags=[
+                    RunTag(k, v)
+                    for k, v in redact_values(
+                        {**self.child_tags(child.tags), **child.end_tags}
+                    ).items()
+                ],
+                params=[Param(k, v) for k, v in redact_values(child.params).items()],
+                metrics=as_metrics(child.points),
+                datasets=[self.dataset_input(child.dataset)],
+            )
+            for child in children
+        ]
+        files = iter([child.files for child in children])
+
+        def upload(run_id: str, artifact_uri: str) -> None:
+            paths = next(files)
+            if paths:
+                repo = get_artifact_repository(artifact_uri, tracking_uri=self.client.tracking_uri)
+                for path in paths:
+                    repo.log_artifact(str(path))
+
+        with store_errors(self.tracker.uri):
+            private_api.write_runs_in_bulk(self.client, self.tracker.experiment_id, records, upload)
+
     def log_on_parent(self, path: Path) -> None:
         """Upload one file into the sweep parent's artifacts."""
         with store_errors(self.tracker.uri):
@@ -125,6 +188,16 @@ class ChildWriter:
                 f"could not mark run {child.run_id} FAILED; `nnexp runs repair` fixes its status "
                 "once the store is reachable again"
             )
+
+
+def as_metrics(points: Sequence[tuple[int, Mapping[str, float]]]) -> list[Metric]:
+    """The points (step, {metric: value}) as MLflow metrics, all stamped now."""
+    stamp = int(time.time() * 1000)
+    return [
+        Metric(key, float(value), stamp, step)
+        for step, values in points
+        for key, value in values.items()
+    ]
 
 
 def context_tags() -> dict[str, str]:
