@@ -193,13 +193,14 @@ def write_runs_in_bulk(
     runs: Sequence[RunRecord],
     upload: Callable[[str, str], None] | None = None,
 ) -> list[str] | None:
-    """Write ``runs`` (each already ended) into an SQL store (SQLite, PostgreSQL, MySQL: MLflow's
-    ``SqlAlchemyStore``) in one transaction through the store's own models and session: runs,
-    tags, params, metric histories, latest metrics and dataset inputs, with the rows and checks
-    MLflow's ``create_run``, ``log_inputs``, ``log_batch`` and ``set_terminated`` make. ``upload
-    (run_id, artifact_uri)`` runs for each run before the transaction (its artifacts first, so no
-    run is visible without them). Returns the run ids, or None (nothing written) for a store that
-    is not SQL: a tracking server, a file store."""
+    """Write ``runs`` (each already ended) into an SQLite store (MLflow's ``SqlAlchemyStore``;
+    PostgreSQL and MySQL stores keep the public client until a test covers them) in one
+    transaction through the store's own models and session: runs, tags, params, metric
+    histories, latest metrics and dataset inputs, with the rows and checks MLflow's
+    ``create_run``, ``log_inputs``, ``log_batch`` and ``set_terminated`` make. ``upload (run_id,
+    artifact_uri)`` runs for each run before the transaction (its artifacts first, so no run is
+    visible without them). Returns the run ids, or None (nothing written) for any other store: a
+    tracking server, another database, a file store."""
     import sqlalchemy
     from mlflow.entities import LifecycleStage, RunStatus, RunTag, SourceType
     from mlflow.store.tracking.dbmodels import models
@@ -209,7 +210,7 @@ def write_runs_in_bulk(
     from mlflow.utils.validation import _validate_batch_log_data, _validate_dataset_inputs
 
     store = getattr(getattr(client, "_tracking_client", None), "store", None)
-    if not isinstance(store, SqlAlchemyStore):
+    if not isinstance(store, SqlAlchemyStore) or store.db_type != "sqlite":
         return None
     if not runs:
         return []

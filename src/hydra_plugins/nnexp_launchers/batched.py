@@ -45,7 +45,7 @@ class BatchedLauncher(ComposingLauncher, Launcher):
     ) -> Sequence[JobReturn]:
         """Run the jobs; one JobReturn per job, in order, its value the job's objective."""
         from nnexp.errors import UserError
-        from nnexp.sweep.batch import run_jobs
+        from nnexp.sweep.local import run_jobs
 
         assert self.config is not None and self.hydra_context is not None
         if self.n_jobs < 1:

@@ -20,7 +20,7 @@ from nnexp.run.job import Job, JobContext, run_name
 from nnexp.run.outputs import write_outputs
 from nnexp.run.recipe import checked, diverged_error, job_tags, open_tracker
 from nnexp.signals import Terminated, raise_pending, signals_deferred
-from nnexp.sweep.groups import Points, Slice, group_jobs, slices, split_to_fit, train_group
+from nnexp.sweep.groups import Points, Slice, slices, train_group
 from nnexp.sweep.lifecycle import write_failure
 from nnexp.sweep.progress import record_job_end
 from nnexp.tracking import sweep_file as sweep_folder
@@ -92,34 +92,6 @@ class Trackers:
 
             self._writer = ChildWriter(tracker)
         return self._writer
-
-
-def run_jobs(
-    items: Iterable[SweepJob],
-    on_end: Callable[[SweepJob], None] | None = None,
-    workers: int = 1,
-) -> list[SweepJob]:
-    """Run the sweep's jobs: check each as it comes (while Hydra's config is the job's), group
-    the rest, train each group (split to fit in memory) and record its jobs, here or spread over
-    ``workers`` processes; each job's ``objective`` is set when it ends. Returns the jobs."""
-    trackers = Trackers()
-    items = list(check_all(items, trackers, on_end))
-    ready = [item for item in items if item.objective is None]
-    jobs = [item.job for item in ready]
-    chunks = [
-        [ready[index] for index in chunk]
-        for members in group_jobs(jobs)
-        for chunk in split_to_fit(jobs, members)
-    ]
-    if workers > 1 and len(ready) > 1:
-        from nnexp.sweep.workers import run_parallel
-
-        run_parallel(chunks, workers, on_end)
-    else:
-        for chunk in chunks:
-            run_group(chunk, trackers, on_end)
-    draw_curves(items, trackers)
-    return items
 
 
 def draw_curves(items: Sequence[SweepJob], trackers: Trackers) -> None:

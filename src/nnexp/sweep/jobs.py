@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from nnexp.errors import UserError
 from nnexp.run.job import JobContext, JobOutcome, flat_config, prepare, run_name, task_overrides
@@ -22,10 +22,7 @@ def sweep_job(config: DictConfig, output_dir: Path) -> tuple[DictConfig, JobCont
     ctx = JobContext(
         Path(hc.runtime.cwd), output_dir, task_overrides(hc), Path(hc.sweep.dir), hc.job.num
     )
-    job = config.copy()  # the root keeps its schema (config.schema.Config); only hydra goes
-    with open_dict(job):
-        del job["hydra"]
-    return job, ctx
+    return OmegaConf.masked_copy(config, [key for key in config if key != "hydra"]), ctx
 
 
 def finished_sweep_jobs(jobs: Sequence[tuple[DictConfig, Path]]) -> list[JobOutcome | None]:

@@ -1,5 +1,6 @@
-"""``hydra.launcher.n_jobs=N`` for the nnexp launcher: a sweep's groups (large ones split) spread
-over N long-lived worker processes. Each worker is spawned once, imports nnexp and MLflow once,
+"""The nnexp launcher's jobs on this machine: checked, grouped and trained in the launching
+process, or with ``hydra.launcher.n_jobs=N`` the groups (large ones split) spread over N
+long-lived worker processes. Each worker is spawned once, imports nnexp and MLflow once,
 limits BLAS to its share of the cores, and writes the children of the groups it trains into the
 store itself; the launching process gets back each job's objective and curve."""
 
@@ -8,12 +9,40 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
 from nnexp.signals import Terminated, signals_raise
-from nnexp.sweep.batch import SweepJob, Trackers, fail, run_group
+from nnexp.sweep.batch import SweepJob, Trackers, check_all, draw_curves, fail, run_group
+from nnexp.sweep.groups import group_jobs, split_to_fit
+
+
+def run_jobs(
+    items: Iterable[SweepJob],
+    on_end: Callable[[SweepJob], None] | None = None,
+    workers: int = 1,
+) -> list[SweepJob]:
+    """Run the sweep's jobs: check each as it comes (while Hydra's config is the job's), group
+    the rest, train each group (split to fit in memory) and record its jobs, here or spread over
+    ``workers`` processes; each job's ``objective`` is set when it ends. Returns the jobs."""
+    trackers = Trackers()
+    items = list(check_all(items, trackers, on_end))
+    ready = [item for item in items if item.objective is None]
+    jobs = [item.job for item in ready]
+    chunks = [
+        [ready[index] for index in chunk]
+        for members in group_jobs(jobs)
+        for chunk in split_to_fit(jobs, members)
+    ]
+    if workers > 1 and len(ready) > 1:
+        run_parallel(chunks, workers, on_end)
+    else:
+        for chunk in chunks:
+            run_group(chunk, trackers, on_end)
+    draw_curves(items, trackers)
+    return items
+
 
 #: Held for the worker's life: its BLAS limit and its signal handlers.
 _WORKER: dict[str, Any] = {}
