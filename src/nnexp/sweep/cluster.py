@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from nnexp import console
+from nnexp.errors import UserError
 from nnexp.run.job import JobContext, flat_config, run_name
 from nnexp.sweep.batch import SweepJob, Trackers, run_group
 from nnexp.sweep.groups import group_jobs, split_to_fit
@@ -101,3 +102,12 @@ def record_lost(
             )
         if on_end is not None:
             on_end(item)
+
+
+def check_configs_per_task(configs_per_task: int, cluster: str) -> None:
+    """Refuse a ``hydra.launcher.configs_per_task`` below 1, in one line."""
+    if configs_per_task < 1:
+        raise UserError(
+            f"hydra.launcher.configs_per_task={configs_per_task}: give the most configs one "
+            f"{cluster} task trains, >= 1"
+        )

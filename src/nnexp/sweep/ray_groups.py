@@ -15,7 +15,7 @@ from hydra.core.utils import JobReturn
 from hydra_plugins.hydra_ray_launcher import ray_launcher
 from omegaconf import DictConfig, OmegaConf
 
-from nnexp.errors import UserError, first_line
+from nnexp.errors import first_line
 from nnexp.signals import Terminated
 from nnexp.sweep.launching import ComposingLauncher
 
@@ -52,11 +52,7 @@ class RayLauncher(ComposingLauncher, ray_launcher.RayLauncher):
         from nnexp.sweep import cluster
         from nnexp.sweep.batch import Trackers, draw_curves
 
-        if self.configs_per_task < 1:
-            raise UserError(
-                f"hydra.launcher.configs_per_task={self.configs_per_task}: give the most configs "
-                "one Ray task trains, >= 1"
-            )
+        cluster.check_configs_per_task(self.configs_per_task, "Ray")
         trackers = Trackers()
         items = self.checked_jobs(job_overrides, initial_job_idx, trackers)
         ready = [item for item in items if item.objective is None]

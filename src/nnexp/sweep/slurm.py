@@ -22,7 +22,6 @@ from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from nnexp import console
-from nnexp.errors import UserError
 from nnexp.private_api import submitit_usr_sig
 from nnexp.signals import Terminated
 from nnexp.sweep.launching import ComposingLauncher
@@ -142,11 +141,7 @@ class SlurmLauncher(ComposingLauncher, submitit_launcher.SlurmLauncher):
         from nnexp.sweep import cluster
         from nnexp.sweep.batch import Trackers, draw_curves
 
-        if self.configs_per_task < 1:
-            raise UserError(
-                f"hydra.launcher.configs_per_task={self.configs_per_task}: give the most configs "
-                "one SLURM task trains, >= 1"
-            )
+        cluster.check_configs_per_task(self.configs_per_task, "SLURM")
         trackers = Trackers()
         items = self.checked_jobs(job_overrides, initial_job_idx, trackers)
         ready = [item for item in items if item.objective is None]
