@@ -57,6 +57,58 @@ def test_a_refused_override_stops_composition_before_it_starts():
         loader.load_configuration("config", [], RunMode.RUN)
 
 
+def compose_as_hydra_main(loader, overrides: list[str], mode: RunMode, extend: bool):
+    """Hydra.get_mode's composition then Hydra.run's (or multirun's), inside
+    checked_composition: (the probe, the config to run)."""
+    with private_api.checked_composition(lambda o: None, lambda cfg, o: None):
+        probe = loader.load_configuration("config", overrides, RunMode.MULTIRUN, True, False)
+        added = [f"hydra.mode={mode.name}"] if extend else []
+        return probe, loader.load_configuration("config", [*overrides, *added], mode)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "mode", "extend"),
+    [
+        ([], RunMode.RUN, True),
+        (["model.hidden=3", "optim=momentum", "hydra/launcher=joblib"], RunMode.RUN, True),
+        (["hydra.mode=RUN"], RunMode.RUN, False),
+        (["optim.lr=0.1,0.2", "seed=1"], RunMode.MULTIRUN, True),
+    ],
+)
+def test_the_config_hydra_runs_is_its_mode_probe_finished_as_hydra_composes_it(
+    overrides, mode, extend
+):
+    loader = private_api.config_loader(config.CONF_DIR)
+    probe, finished = compose_as_hydra_main(loader, overrides, mode, extend)
+    added = [f"hydra.mode={mode.name}"] if extend else []
+    fresh = loader.load_configuration("config", [*overrides, *added], mode)
+    assert finished is probe, "the mode probe was composed again"
+    assert OmegaConf.to_yaml(finished) == OmegaConf.to_yaml(fresh), (
+        "ConfigLoaderImpl._load_configuration_impl composes a RUN or MULTIRUN config otherwise "
+        "than its MULTIRUN probe with hydra.mode set: compose it again in _finish_mode_probe"
+    )
+
+
+def test_a_sweep_override_without_multirun_is_refused_as_hydra_refuses_it():
+    loader = private_api.config_loader(config.CONF_DIR)
+    with pytest.raises(Exception) as hydras:
+        loader.load_configuration("config", ["optim.lr=0.1,0.2", "hydra.mode=RUN"], RunMode.RUN)
+    with pytest.raises(type(hydras.value)) as finished:
+        compose_as_hydra_main(loader, ["optim.lr=0.1,0.2"], RunMode.RUN, True)
+    assert str(finished.value) == str(hydras.value)
+
+
+def test_a_missing_default_is_composed_again_for_a_run(tmp_path):
+    (tmp_path / "db").mkdir()
+    (tmp_path / "db" / "sqlite.yaml").write_text("file: x\n")
+    (tmp_path / "config.yaml").write_text("defaults:\n  - db: ???\n  - _self_\n")
+    loader = private_api.config_loader(tmp_path)
+    with pytest.raises(Exception, match="You must specify 'db'"):
+        compose_as_hydra_main(loader, [], RunMode.RUN, True)
+    probe, finished = compose_as_hydra_main(loader, ["db=sqlite"], RunMode.RUN, True)
+    assert finished is probe and finished.db.file == "x"
+
+
 def test_compose_unchecked_is_nnexps_config_with_hydras_node_outside_the_check():
     def refuse(*args):
         raise AssertionError("compose_unchecked went through ConfigLoaderImpl.load_configuration")

@@ -23,9 +23,10 @@ from typing import Any
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
 from hydra._internal.utils import create_config_search_path
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import GrammarParseError
 from omegaconf.grammar.gen.OmegaConfGrammarParser import OmegaConfGrammarParser
 from omegaconf.grammar_parser import parse
@@ -56,13 +57,26 @@ def checked_composition(
     """While inside, ``ConfigLoaderImpl.load_configuration`` (the run's, the multirun's, each
     basic or Optuna sweeper job's composition) first passes its overrides to
     ``check_overrides``, then the config it composed to ``check(cfg, overrides)``, before Hydra
-    configures logging or builds anything from it."""
+    configures logging or builds anything from it. Hydra composes the command's config twice,
+    once to read ``hydra.mode`` (``Hydra.get_mode``) and once to run; the second is the first
+    finished as Hydra would finish it (``_finish_mode_probe``), not composed again."""
     original = ConfigLoaderImpl.load_configuration
+    probes: list[_ModeProbe] = []
 
-    def load_configuration(self, config_name, overrides, run_mode, *args, **kwargs):
-        check_overrides(list(overrides))
-        cfg = original(self, config_name, overrides, run_mode, *args, **kwargs)
-        check(cfg, list(overrides))
+    def load_configuration(
+        self, config_name, overrides, run_mode, from_shell=True, validate_sweep_overrides=True
+    ):
+        overrides = list(overrides)
+        check_overrides(overrides)
+        probe = probes.pop() if probes else None
+        cfg = _finish_mode_probe(self, probe, config_name, overrides, run_mode, from_shell)
+        if cfg is None:
+            cfg = original(
+                self, config_name, overrides, run_mode, from_shell, validate_sweep_overrides
+            )
+            if run_mode == RunMode.MULTIRUN and not validate_sweep_overrides:
+                probes.append(_ModeProbe(config_name, overrides, from_shell, cfg))
+        check(cfg, overrides)
         return cfg
 
     ConfigLoaderImpl.load_configuration = load_configuration
@@ -70,6 +84,51 @@ def checked_composition(
         yield
     finally:
         ConfigLoaderImpl.load_configuration = original
+
+
+@dataclass
+class _ModeProbe:
+    """What ``Hydra.get_mode`` composed (in MULTIRUN mode, sweep overrides unchecked) only to
+    read ``hydra.mode`` from it."""
+
+    config_name: str | None
+    overrides: list[str]
+    from_shell: bool
+    cfg: DictConfig
+
+
+def _finish_mode_probe(
+    loader: ConfigLoaderImpl,
+    probe: _ModeProbe | None,
+    config_name: str | None,
+    overrides: list[str],
+    run_mode: RunMode,
+    from_shell: bool,
+) -> DictConfig | None:
+    """The config Hydra's next composition (``Hydra.run`` or ``Hydra.multirun``) would compose,
+    built from the mode probe, or None when it may differ. It may differ unless the overrides are
+    the probe's, with at most ``hydra.mode=<run_mode>`` appended (what ``_run_app`` adds). A RUN
+    composition refuses a missing default (``???``) where the probe skipped it, so then the probe
+    is not used. Sweep overrides are checked for the mode, as Hydra's loader checks them."""
+    if probe is None or (probe.config_name, probe.from_shell) != (config_name, from_shell):
+        return None
+    added = overrides[len(probe.overrides) :]
+    if overrides[: len(probe.overrides)] != probe.overrides or added not in (
+        [],
+        [f"hydra.mode={run_mode.name}"],
+    ):
+        return None
+    cfg = probe.cfg
+    choices = cfg.hydra.runtime.choices
+    if run_mode == RunMode.RUN and any(OmegaConf.is_missing(choices, key) for key in choices):
+        return None
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    loader.validate_sweep_overrides_legal(
+        overrides=parsed, run_mode=run_mode, from_shell=from_shell
+    )
+    ConfigLoaderImpl._apply_overrides_to_config(parsed[len(probe.overrides) :], cfg)
+    cfg.hydra.overrides.hydra.extend(added)
+    return cfg
 
 
 def config_loader(conf_dir: Path) -> ConfigLoaderImpl:
