@@ -4,7 +4,6 @@ objective (its child's final test_cost)."""
 
 from __future__ import annotations
 
-import optuna
 import pytest
 
 from conftest import mlflow_client, sweep_runs
@@ -17,6 +16,8 @@ def test_a_batch_of_trials_trains_as_one_group_and_each_trial_gets_its_objective
     store,
     monkeypatch,
 ):
+    import optuna  # here, not at collection: importing it costs each test-fast worker ~2 s
+
     studies = []
     create_study = optuna.create_study
 
