@@ -24,6 +24,7 @@ from typing import Any
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
 from hydra._internal.utils import create_config_search_path
+from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.types import RunMode
@@ -42,6 +43,7 @@ __all__ = [
     "overrides_dirname",
     "ray_launcher_schema",
     "resolver_names",
+    "shared_config_store",
     "split_sweep",
     "submitit_usr_sig",
     "write_runs_in_bulk",
@@ -81,9 +83,33 @@ def checked_composition(
 
     ConfigLoaderImpl.load_configuration = load_configuration
     try:
-        yield
+        with shared_config_store():
+            yield
     finally:
         ConfigLoaderImpl.load_configuration = original
+
+
+@contextmanager
+def shared_config_store() -> Iterator[None]:
+    """While inside, a deep copy of Hydra's ``ConfigStore`` is the store itself. Each composition
+    (and each config group ``--help`` lists) builds a ``CachingConfigRepository``, which deep-copies
+    its repository so that re-initialising the sources leaves the original alone; that copies
+    every registered schema (~70 ms each time), although the store is only read through
+    ``ConfigStore.load``, which copies the node it returns."""
+    had = "__deepcopy__" in vars(ConfigStore)
+    saved = vars(ConfigStore).get("__deepcopy__")
+    ConfigStore.__deepcopy__ = _same_store
+    try:
+        yield
+    finally:
+        if had:
+            ConfigStore.__deepcopy__ = saved
+        else:
+            del ConfigStore.__deepcopy__
+
+
+def _same_store(store: ConfigStore, memo: dict) -> ConfigStore:
+    return store
 
 
 @dataclass
@@ -144,7 +170,8 @@ def compose_unchecked(
     ``config_loader``, outside ``checked_composition``."""
     loader = config_loader(conf_dir)
     mode = RunMode.MULTIRUN if multirun else RunMode.RUN
-    return _original_load(loader, config_name, list(overrides), mode)
+    with shared_config_store():
+        return _original_load(loader, config_name, list(overrides), mode)
 
 
 def _original_load(loader: ConfigLoaderImpl, *args: Any) -> DictConfig:
