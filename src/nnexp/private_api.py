@@ -71,12 +71,15 @@ def checked_composition(
         call.apply_defaults()
         config_name, run_mode = call.arguments["config_name"], call.arguments["run_mode"]
         overrides, from_shell = list(call.arguments["overrides"]), call.arguments["from_shell"]
+        validate = call.arguments["validate_sweep_overrides"]
         check_overrides(overrides)
         probe = probes.pop() if probes else None
-        cfg = _finish_mode_probe(self, probe, config_name, overrides, run_mode, from_shell)
+        cfg = _finish_mode_probe(
+            self, probe, overrides, run_mode, validate, config_name, from_shell
+        )
         if cfg is None:
             cfg = original(*call.args, **call.kwargs)
-            if run_mode == RunMode.MULTIRUN and not call.arguments["validate_sweep_overrides"]:
+            if run_mode == RunMode.MULTIRUN and not validate:
                 probes.append(_ModeProbe(config_name, overrides, from_shell, cfg))
         check(cfg, overrides)
         return cfg
@@ -126,16 +129,18 @@ class _ModeProbe:
 def _finish_mode_probe(
     loader: ConfigLoaderImpl,
     probe: _ModeProbe | None,
-    config_name: str | None,
     overrides: list[str],
     run_mode: RunMode,
+    validate: bool,
+    config_name: str | None,
     from_shell: bool,
 ) -> DictConfig | None:
     """The config Hydra's next composition (``Hydra.run`` or ``Hydra.multirun``) would compose,
     built from the mode probe, or None when it may differ. It may differ unless the overrides are
     the probe's, with at most ``hydra.mode=<run_mode>`` appended (what ``_run_app`` adds). A RUN
     composition refuses a missing default (``???``) where the probe skipped it, so then the probe
-    is not used. Sweep overrides are checked for the mode, as Hydra's loader checks them."""
+    is not used. Sweep overrides are checked for the mode when ``validate``, as Hydra's loader
+    checks them."""
     if probe is None or (probe.config_name, probe.from_shell) != (config_name, from_shell):
         return None
     added = overrides[len(probe.overrides) :]
@@ -149,9 +154,10 @@ def _finish_mode_probe(
     if run_mode == RunMode.RUN and any(OmegaConf.is_missing(choices, key) for key in choices):
         return None
     parsed = OverridesParser.create().parse_overrides(overrides)
-    loader.validate_sweep_overrides_legal(
-        overrides=parsed, run_mode=run_mode, from_shell=from_shell
-    )
+    if validate:
+        loader.validate_sweep_overrides_legal(
+            overrides=parsed, run_mode=run_mode, from_shell=from_shell
+        )
     ConfigLoaderImpl._apply_overrides_to_config(parsed[len(probe.overrides) :], cfg)
     cfg.hydra.overrides.hydra.extend(added)
     return cfg
