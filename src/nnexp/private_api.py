@@ -14,6 +14,7 @@ import changes Hydra), and nnexp's sweeper checks the configs it composes itself
 
 from __future__ import annotations
 
+import inspect
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -63,18 +64,17 @@ def checked_composition(
     original = ConfigLoaderImpl.load_configuration
     probes: list[_ModeProbe] = []
 
-    def load_configuration(
-        self, config_name, overrides, run_mode, from_shell=True, validate_sweep_overrides=True
-    ):
-        overrides = list(overrides)
+    def load_configuration(self, *args, **kwargs):
+        call = inspect.signature(original).bind(self, *args, **kwargs)
+        call.apply_defaults()
+        config_name, run_mode = call.arguments["config_name"], call.arguments["run_mode"]
+        overrides, from_shell = list(call.arguments["overrides"]), call.arguments["from_shell"]
         check_overrides(overrides)
         probe = probes.pop() if probes else None
         cfg = _finish_mode_probe(self, probe, config_name, overrides, run_mode, from_shell)
         if cfg is None:
-            cfg = original(
-                self, config_name, overrides, run_mode, from_shell, validate_sweep_overrides
-            )
-            if run_mode == RunMode.MULTIRUN and not validate_sweep_overrides:
+            cfg = original(*call.args, **call.kwargs)
+            if run_mode == RunMode.MULTIRUN and not call.arguments["validate_sweep_overrides"]:
                 probes.append(_ModeProbe(config_name, overrides, from_shell, cfg))
         check(cfg, overrides)
         return cfg
