@@ -4,6 +4,7 @@ stops, a full or read-only artifact disk. Each ends in a clear state and a clear
 from __future__ import annotations
 
 import hashlib
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -123,8 +124,13 @@ def test_sigkill_leaves_running_runs_that_repair_kills_and_resume_completes(tmp_
     assert finished == ["48", "49", "50"]
 
 
-def test_server_that_stops_mid_sweep_fails_jobs_clearly_and_resume_completes(tmp_path):
-    # One worker: the jobs log one at a time, and each start imports MLflow once less.
+def test_server_that_stops_mid_sweep_fails_jobs_clearly_and_resume_completes(
+    tmp_path, empty_store_file
+):
+    # One worker: the jobs log one at a time, and each start imports MLflow once less. The
+    # server's store starts as a copy of the migrated empty one: creating it is not the subject.
+    (tmp_path / "server").mkdir()
+    shutil.copyfile(empty_store_file, tmp_path / "server" / "mlflow.db")
     server = ServerProcess(tmp_path / "server", free_port(), "--workers", "1").start()
     uri = server.uri
     process = start(tmp_path, "-m", f"tracking.uri={uri}", *SWEEP)
