@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import io
+import json
 import logging
 import os
 import signal
@@ -175,3 +176,39 @@ def isolated(cwd: Path, env: Mapping[str, str], argv: list[str]) -> Iterator[Non
 
 def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
     sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+def run_in_a_new_process(
+    runs: Sequence[tuple[str, Sequence[str], Path, Mapping[str, str]]],
+) -> list[tuple[Finished, bool]]:
+    """Each ``(command, args, cwd, env)`` run in turn by ``run`` inside one new Python process
+    (the tests' environment, nothing of nnexp imported): what each gives, and whether ``mlflow``
+    was imported by its end. One process start for many commands whose subject is what a fresh
+    process imports."""
+    request = [[command, list(args), str(cwd), dict(env)] for command, args, cwd, env in runs]
+    done = subprocess.run(
+        [sys.executable, __file__],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [
+        (Finished(args, code, out, err), loaded)
+        for args, code, out, err, loaded in json.loads(done.stdout.splitlines()[-1])
+    ]
+
+
+def _serve(request: list) -> list:
+    """``run`` each request of ``run_in_a_new_process`` in this process."""
+    results = []
+    for command, args, cwd, env in request:
+        done = run(command, args, Path(cwd), env)
+        results.append(
+            [done.args, done.returncode, done.stdout, done.stderr, "mlflow" in sys.modules]
+        )
+    return results
+
+
+if __name__ == "__main__":
+    print(json.dumps(_serve(json.load(sys.stdin))))

@@ -109,6 +109,25 @@ def test_a_missing_default_is_composed_again_for_a_run(tmp_path):
     assert finished is probe and finished.db.file == "x"
 
 
+def test_inside_the_composition_a_copy_of_the_config_store_is_the_store():
+    from hydra._internal.config_repository import CachingConfigRepository
+    from hydra.core.config_store import ConfigStore
+
+    repository = private_api.config_loader(config.CONF_DIR).repository
+    outside = CachingConfigRepository(repository).delegate.get_schema_source().store
+    with private_api.shared_config_store():
+        inside = CachingConfigRepository(repository).delegate.get_schema_source().store
+    assert outside is not ConfigStore.instance(), (
+        "CachingConfigRepository no longer deep-copies the ConfigStore: shared_config_store can go"
+    )
+    assert inside is ConfigStore.instance() and "__deepcopy__" not in vars(ConfigStore)
+    first, second = (ConfigStore.instance().load("nnexp_schema.yaml") for _ in range(2))
+    assert first.node is not second.node, (
+        "ConfigStore.load no longer copies the node it returns: a shared store could be changed "
+        "by one composition for the next, so shared_config_store must go"
+    )
+
+
 def test_compose_unchecked_is_nnexps_config_with_hydras_node_outside_the_check():
     def refuse(*args):
         raise AssertionError("compose_unchecked went through ConfigLoaderImpl.load_configuration")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from conftest import all_runs, clean_env, mlflow_client, run_app, run_cli, run_train_probe
+from conftest import all_runs, clean_env, mlflow_client, run_app, run_train_probe
 
 
 def only_run(uri):
@@ -126,7 +127,8 @@ def test_default_store_is_mlflow_db_in_the_launch_folder(tmp_path):
     assert len(all_runs(f"sqlite:///{tmp_path}/mlflow.db")) == 1
 
 
-def test_environment_variable_chooses_the_store(tmp_path):
+def test_environment_variable_chooses_the_store(tmp_path, empty_store_file):
+    shutil.copyfile(empty_store_file, tmp_path / "elsewhere.db")
     uri = f"sqlite:///{tmp_path}/elsewhere.db"
     env = clean_env(MLFLOW_TRACKING_URI=uri)
     done = run_app(
@@ -221,7 +223,7 @@ def test_help_lists_the_groups(tmp_path):
     from nnexp.core import OPTIMIZERS
     from nnexp.data import DATASETS
 
-    done = run_cli("nnexp-train", "--help", cwd=tmp_path)
+    done = run_app("nnexp-train", "--help", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     section = done.stdout.split("== Configuration groups ==", 1)[1].split("== Config ==", 1)[0]
     groups = dict(line.split(": ", 1) for line in section.splitlines() if ": " in line)

@@ -14,6 +14,7 @@ import changes Hydra), and nnexp's sweeper checks the configs it composes itself
 
 from __future__ import annotations
 
+import inspect
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from typing import Any
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
 from hydra._internal.utils import create_config_search_path
+from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.types import RunMode
@@ -41,6 +43,7 @@ __all__ = [
     "overrides_dirname",
     "ray_launcher_schema",
     "resolver_names",
+    "shared_config_store",
     "split_sweep",
     "submitit_usr_sig",
     "write_runs_in_bulk",
@@ -63,27 +66,53 @@ def checked_composition(
     original = ConfigLoaderImpl.load_configuration
     probes: list[_ModeProbe] = []
 
-    def load_configuration(
-        self, config_name, overrides, run_mode, from_shell=True, validate_sweep_overrides=True
-    ):
-        overrides = list(overrides)
+    def load_configuration(self, *args, **kwargs):
+        call = inspect.signature(original).bind(self, *args, **kwargs)
+        call.apply_defaults()
+        config_name, run_mode = call.arguments["config_name"], call.arguments["run_mode"]
+        overrides, from_shell = list(call.arguments["overrides"]), call.arguments["from_shell"]
+        validate = call.arguments["validate_sweep_overrides"]
         check_overrides(overrides)
         probe = probes.pop() if probes else None
-        cfg = _finish_mode_probe(self, probe, config_name, overrides, run_mode, from_shell)
+        cfg = _finish_mode_probe(
+            self, probe, overrides, run_mode, validate, config_name, from_shell
+        )
         if cfg is None:
-            cfg = original(
-                self, config_name, overrides, run_mode, from_shell, validate_sweep_overrides
-            )
-            if run_mode == RunMode.MULTIRUN and not validate_sweep_overrides:
+            cfg = original(*call.args, **call.kwargs)
+            if run_mode == RunMode.MULTIRUN and not validate:
                 probes.append(_ModeProbe(config_name, overrides, from_shell, cfg))
         check(cfg, overrides)
         return cfg
 
     ConfigLoaderImpl.load_configuration = load_configuration
     try:
-        yield
+        with shared_config_store():
+            yield
     finally:
         ConfigLoaderImpl.load_configuration = original
+
+
+@contextmanager
+def shared_config_store() -> Iterator[None]:
+    """While inside, a deep copy of Hydra's ``ConfigStore`` is the store itself. Each composition
+    (and each config group ``--help`` lists) builds a ``CachingConfigRepository``, which deep-copies
+    its repository so that re-initialising the sources leaves the original alone; that copies
+    every registered schema (~70 ms each time), although the store is only read through
+    ``ConfigStore.load``, which copies the node it returns."""
+    had = "__deepcopy__" in vars(ConfigStore)
+    saved = vars(ConfigStore).get("__deepcopy__")
+    ConfigStore.__deepcopy__ = _same_store
+    try:
+        yield
+    finally:
+        if had:
+            ConfigStore.__deepcopy__ = saved
+        else:
+            del ConfigStore.__deepcopy__
+
+
+def _same_store(store: ConfigStore, memo: dict) -> ConfigStore:
+    return store
 
 
 @dataclass
@@ -100,16 +129,18 @@ class _ModeProbe:
 def _finish_mode_probe(
     loader: ConfigLoaderImpl,
     probe: _ModeProbe | None,
-    config_name: str | None,
     overrides: list[str],
     run_mode: RunMode,
+    validate: bool,
+    config_name: str | None,
     from_shell: bool,
 ) -> DictConfig | None:
     """The config Hydra's next composition (``Hydra.run`` or ``Hydra.multirun``) would compose,
     built from the mode probe, or None when it may differ. It may differ unless the overrides are
     the probe's, with at most ``hydra.mode=<run_mode>`` appended (what ``_run_app`` adds). A RUN
     composition refuses a missing default (``???``) where the probe skipped it, so then the probe
-    is not used. Sweep overrides are checked for the mode, as Hydra's loader checks them."""
+    is not used. Sweep overrides are checked for the mode when ``validate``, as Hydra's loader
+    checks them."""
     if probe is None or (probe.config_name, probe.from_shell) != (config_name, from_shell):
         return None
     added = overrides[len(probe.overrides) :]
@@ -123,9 +154,10 @@ def _finish_mode_probe(
     if run_mode == RunMode.RUN and any(OmegaConf.is_missing(choices, key) for key in choices):
         return None
     parsed = OverridesParser.create().parse_overrides(overrides)
-    loader.validate_sweep_overrides_legal(
-        overrides=parsed, run_mode=run_mode, from_shell=from_shell
-    )
+    if validate:
+        loader.validate_sweep_overrides_legal(
+            overrides=parsed, run_mode=run_mode, from_shell=from_shell
+        )
     ConfigLoaderImpl._apply_overrides_to_config(parsed[len(probe.overrides) :], cfg)
     cfg.hydra.overrides.hydra.extend(added)
     return cfg
@@ -144,7 +176,8 @@ def compose_unchecked(
     ``config_loader``, outside ``checked_composition``."""
     loader = config_loader(conf_dir)
     mode = RunMode.MULTIRUN if multirun else RunMode.RUN
-    return _original_load(loader, config_name, list(overrides), mode)
+    with shared_config_store():
+        return _original_load(loader, config_name, list(overrides), mode)
 
 
 def _original_load(loader: ConfigLoaderImpl, *args: Any) -> DictConfig:

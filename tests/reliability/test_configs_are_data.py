@@ -1,17 +1,20 @@
 """A config file from a colleague or a paper's repository is untrusted data: the hydra keys it may
 set are an allow-list, its resolvers too, and git for provenance runs in an environment no config
-reaches. Each route of issue 25 runs through the real ``nnexp-train`` (the process is the subject:
-a file written, a command run, an exit code); every refusal comes before MLflow is imported."""
+reaches. Each route of issue 25 runs through the real ``nnexp-train`` in a new process (what the
+process imports is a subject: every refusal comes before MLflow is imported), all routes in one,
+one after another; a file written, a command run and the exit status are the others."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from conftest import TRAIN_PROBE, assert_one_line_error, clean_env, run_cli
+import in_process
+from conftest import assert_one_line_error, clean_env
 from nnexp.config.safe import (
     ALLOWED_HYDRA_KEYS,
     check_loaded,
@@ -127,16 +130,32 @@ ROUTES = [
 ]
 
 
-@pytest.mark.parametrize("route", ROUTES)
-def test_a_shared_config_runs_nothing_and_writes_nothing(tmp_path, route):
-    args, fragment = routes(tmp_path)[route]
-    work = tmp_path / "work"
-    work.mkdir()
-    args = [*args, "optim.epochs=1", "tracking.log_model=false"]
+@pytest.fixture(scope="module")
+def refusals(tmp_path_factory) -> dict[str, tuple[Path, str, CompletedProcess, bool]]:
+    """Route → (its folder, the refusal's fragment, what ``nnexp-train`` gave, whether mlflow was
+    imported by then): every route in a folder of its own, run one after another in one new
+    process (``in_process.run_in_a_new_process``)."""
+    runs, folders, fragments = [], {}, {}
     env = clean_env(NNEXP_TEST_SECRET=SECRET)
-    done = run_cli("python", "-c", TRAIN_PROBE, *args, cwd=work, env=env)
+    for route in ROUTES:
+        folder = folders[route] = tmp_path_factory.mktemp("route")
+        args, fragments[route] = routes(folder)[route]
+        (folder / "work").mkdir()
+        args = [*args, "optim.epochs=1", "tracking.log_model=false"]
+        runs.append(("nnexp-train", args, folder / "work", env))
+    results = in_process.run_in_a_new_process(runs)
+    return {
+        route: (folders[route], fragments[route], *result)
+        for route, result in zip(ROUTES, results, strict=True)
+    }
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_shared_config_runs_nothing_and_writes_nothing(refusals, route):
+    tmp_path, fragment, done, mlflow_loaded = refusals[route]
+    work = tmp_path / "work"
     line = assert_one_line_error(done, "configs are data", fragment)
-    assert "mlflow loaded: False" in done.stdout, "a refusal must come before MLflow"
+    assert not mlflow_loaded, "a refusal must come before MLflow"
     assert not (work / "pwned").exists() and not (tmp_path / "pwned").exists()
     assert not (tmp_path / "bashrc").exists(), "the FileHandler wrote its file"
     assert SECRET not in done.stdout + done.stderr

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
-from conftest import assert_one_line_error, clean_env, run_cli
+from conftest import assert_one_line_error, clean_env, run_app
 from nnexp.config.safe import (
     ALLOWED_RESOLVERS,
     PLUGIN_PACKAGES,
@@ -123,7 +123,7 @@ def test_hostile_configs_run_nothing_and_leave_nothing(tmp_path, how):
         args = ["-m", *args, "optim.lr=0.5,${oc.decode:'1'}"]
     work = tmp_path / "work"
     work.mkdir()
-    done = run_cli("nnexp-train", *args, cwd=work, env=clean_env(SECRET="hunter2-secret"))
+    done = run_app("nnexp-train", *args, cwd=work, env=clean_env(SECRET="hunter2-secret"))
     line = assert_one_line_error(done, "configs are data")
     assert "hunter2" not in done.stdout + done.stderr
     assert list(work.iterdir()) == [], line

@@ -88,9 +88,10 @@ def test_two_members_of_one_name_are_refused(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> tuple[str, str, Path]:
+def trained(tmp_path_factory, empty_store_file) -> tuple[str, str, Path]:
     """(uri, run id, its stored weights.npz) of one FINISHED run with model.hidden=4."""
     folder = tmp_path_factory.mktemp("reproduce-store")
+    shutil.copyfile(empty_store_file, folder / "mlflow.db")
     uri = f"sqlite:///{folder}/mlflow.db"
     done = run_app(
         "nnexp-train",
