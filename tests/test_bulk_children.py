@@ -135,9 +135,12 @@ def finished_children(db: Path) -> int:
 def test_a_signal_while_a_bulk_group_trains_writes_its_children_killed_with_their_points(
     tmp_path, store
 ):
-    every, epochs = 100, 400_000
+    every, epochs = 10, 3000
     command = [
-        str(BIN / "nnexp-train"), "-m", f"tracking.uri={store}", "model.hidden=2,3", "seed=0,1",
+        str(BIN / "nnexp-train"), "-m", f"tracking.uri={store}", "seed=0,1",
+        # the first group (40 points) ends in a fraction of a second; the second (5000 points, a
+        # few ms an epoch) takes seconds, so the signal lands while it trains
+        "dataset=synthetic", "dataset.seed=0", "dataset.n=40,5000",
         f"optim.epochs={epochs}", f"tracking.log_every={every}", "tracking.log_model=false",
         "tracking.live_after=100000",  # no child opens live: both groups are written in bulk
     ]  # fmt: skip
@@ -149,7 +152,7 @@ def test_a_signal_while_a_bulk_group_trains_writes_its_children_killed_with_thei
         while finished_children(tmp_path / "mlflow.db") < 2 and time.monotonic() < deadline:
             assert process.poll() is None, process.stderr.read().decode()
             time.sleep(0.05)
-        time.sleep(0.5)  # the second group (hidden 3) is training: 400,000 epochs take seconds
+        time.sleep(0.5)  # the second group (5000 points) is training: 3000 epochs take seconds
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=300)
     finally:
@@ -158,10 +161,10 @@ def test_a_signal_while_a_bulk_group_trains_writes_its_children_killed_with_thei
     parents, children = sweep_runs(store)
     assert parents[0].info.status == "KILLED" and len(children) == 4
     for child in children:
-        hidden = child.data.params["model.hidden"]
-        assert child.info.status == ("FINISHED" if hidden == "2" else "KILLED"), hidden
+        points = child.data.params["dataset.n"]
+        assert child.info.status == ("FINISHED" if points == "40" else "KILLED"), points
         steps = metric_steps(store, child.info.run_id, "train_cost")
-        if hidden == "3":
+        if points == "5000":
             assert child.data.tags["nnexp.status"] == "killed"
             assert steps and steps == list(range(0, steps[-1] + 1, every))
             assert steps[-1] < epochs

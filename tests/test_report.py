@@ -35,7 +35,7 @@ def test_every_experiment_runs_shortened_and_reports(name, tmp_path, store):
         "-m",
         f"+experiment={name}",
         f"tracking.uri={store}",
-        "optim.epochs=20",
+        "optim.epochs=5",
         "tracking.log_model=false",
         cwd=tmp_path,
         timeout=900,

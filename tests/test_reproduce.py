@@ -19,6 +19,7 @@ from conftest import (
     assert_one_line_error,
     clean_env,
     mlflow_client,
+    run_app,
     run_cli,
     sweep_runs,
 )
@@ -29,7 +30,9 @@ pytestmark = pytest.mark.slow
 
 
 def reproduce(tmp_path, store: str, run_id: str):
-    return run_cli("nnexp", "reproduce", run_id, "--tracking-uri", store, cwd=tmp_path)
+    """``nnexp reproduce RUN_ID`` in-process: the run was recorded by this process's machine, so
+    nothing is pinned (the tests of pinning below run in processes)."""
+    return run_app("nnexp", "reproduce", run_id, "--tracking-uri", store, cwd=tmp_path)
 
 
 def reproduction_of(store: str, run_id: str, experiment: str = "nnexp"):
@@ -57,7 +60,7 @@ def test_a_single_run_is_reproduced_bit_for_bit(train, store, tmp_path):
 
 
 def test_a_batched_sweep_child_is_reproduced(tmp_path, store):
-    done = run_cli(
+    done = run_app(
         "nnexp-train",
         "-m",
         f"tracking.uri={store}",
@@ -107,7 +110,7 @@ def test_a_changed_config_and_environment_are_reported(train, store, tmp_path):
 
 
 def test_bad_run_ids_are_one_line(tmp_path, store):
-    done = run_cli(
+    done = run_app(
         "nnexp-train",
         "-m",
         f"tracking.uri={store}",
@@ -139,8 +142,21 @@ MACHINE_VARIABLES = (
     "OPENBLAS_NUM_THREADS",
     "OMP_NUM_THREADS",
 )
-#: The smallest digits run whose bits differ between kernels, loops and thread counts.
-SMALL_RUN = ("dataset=digits", "model.hidden=64", "optim.epochs=5", "tracking.log_model=false")
+#: The smallest run whose bits differ between kernels, loops and thread counts: digits' shapes
+#: (1797 rows, 64 features, 10 outputs), drawn by the synthetic teacher, which spares each of a
+#: test's processes the import of scikit-learn that loading digits costs (~1 s of CPU).
+SMALL_RUN = (
+    "dataset=synthetic",
+    "dataset.n=1797",
+    "dataset.d=64",
+    "dataset.k=10",
+    "model.hidden=64",
+    "optim.epochs=5",
+    "tracking.log_model=false",
+)
+#: The same run on digits itself: a deterministic run pins BLAS to one thread while it trains,
+#: and digits are read, not computed, so no BLAS call before training decides their bits.
+DIGITS_RUN = ("dataset=digits", "model.hidden=64", "optim.epochs=5", "tracking.log_model=false")
 AVX512_TARGETS = [t for t in machine.numpy_simd() if t != "X86_V3"]
 
 
@@ -260,7 +276,8 @@ def test_loops_this_cpu_lacks_make_an_equivalent_run_and_say_why(tmp_path, store
 
 
 def test_a_run_on_two_cpus_is_reproduced_on_one(tmp_path, store):
-    """Two stripes (digits, 128 hidden, 3 seeds) run on two threads of ours there, one here."""
+    """Two stripes (digits' shapes, 128 hidden, 3 seeds) run on two threads of ours there, one
+    here."""
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("needs 2 CPUs")
     run_id = train_on(
@@ -275,7 +292,7 @@ def test_a_deterministic_run_has_the_same_bits_on_any_cpu(tmp_path, store):
     """model.deterministic=true, on two stripes: 2 CPUs, the machine's kernel and loops, against
     1 CPU, 1 BLAS thread, Haswell's kernel and no AVX-512."""
     needs_avx2()
-    run = (*SMALL_RUN, "model.hidden=128", "train.seeds=3", "optim.epochs=3")
+    run = (*DIGITS_RUN, "model.hidden=128", "train.seeds=3", "optim.epochs=3")
     run = (*run, "model.deterministic=true")
     first = train_on(tmp_path, store, on(), *run)
     other = on(OPENBLAS_CORETYPE="Haswell", OPENBLAS_NUM_THREADS="1")

@@ -4,6 +4,7 @@ MLFLOW_AUTH_* settings never win, and the auth folder is private and follows no 
 
 from __future__ import annotations
 
+import shutil
 import stat
 from pathlib import Path
 
@@ -84,8 +85,12 @@ def private(path: Path, mode: int) -> bool:
 
 
 @pytest.mark.slow
-def test_restart_rotates_the_admin_password_and_inherited_settings_never_win(tmp_path):
+def test_restart_rotates_the_admin_password_and_inherited_settings_never_win(
+    tmp_path, empty_store_file
+):
     folder = tmp_path / "server"
+    folder.mkdir()
+    shutil.copyfile(empty_store_file, folder / "mlflow.db")  # the tracking store is not the subject
     first = "50%-off%(x)s-" + STRONG
     second = "rotated-" + STRONG
     inherited = {"MLFLOW_AUTH_ADMIN_PASSWORD": "inherited-" + STRONG}

@@ -191,16 +191,16 @@ def test_a_path_like_experiment_name_keeps_artifacts_inside_mlruns(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_failed_reproduction_leaves_no_folder(tmp_path):
+def test_a_failed_reproduction_leaves_no_folder(tmp_path, store):
     csv_text(tmp_path, "a,b,y\n1,2,3\n4,5,7\n6,1,2\n")
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
     args = ["dataset=csv", "dataset.path=data.csv", "dataset.target=y", "optim.epochs=2"]
-    done = run_app("nnexp-train", f"tracking.uri={uri}", *args, cwd=tmp_path)
+    args += ["tracking.log_model=false"]  # reproduce reads weights.npz, never the model
+    done = run_app("nnexp-train", f"tracking.uri={store}", *args, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    (run,) = all_runs(uri)
+    (run,) = all_runs(store)
     (tmp_path / "data.csv").unlink()
     before = sorted(p.name for p in tmp_path.iterdir())
-    done = run_app("nnexp", "reproduce", run.info.run_id, "--tracking-uri", uri, cwd=tmp_path)
+    done = run_app("nnexp", "reproduce", run.info.run_id, "--tracking-uri", store, cwd=tmp_path)
     assert_one_line_error(done, "data.csv does not exist")
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     assert not (tmp_path / "outputs" / "reproduce").exists()

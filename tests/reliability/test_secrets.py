@@ -268,12 +268,13 @@ def test_a_password_in_the_uri_is_never_stored_or_printed(tmp_path, auth_server,
     assert resume.returncode == 0, resume.stderr
     assert f"sweep {parent.info.run_id}: 2 skipped" in resume.stdout, resume.stdout
 
+    # Report and reproduce in-process: what they print and write is the subject, not their process.
     store = ["--tracking-uri", with_password]
-    report = run_cli("nnexp", "report", parent.info.run_id, *store, cwd=work, env=env, timeout=1200)
+    report = run_app("nnexp", "report", parent.info.run_id, *store, cwd=work, env=env)
     outputs.append(report)
     assert report.returncode == 0, report.stderr
     child = children[0].info.run_id
-    again = run_cli("nnexp", "reproduce", child, *store, cwd=work, env=env, timeout=1200)
+    again = run_app("nnexp", "reproduce", child, *store, cwd=work, env=env)
     outputs.append(again)
     assert again.returncode == 0, again.stderr
     assert f"reproduces {child} bit for bit" in again.stdout

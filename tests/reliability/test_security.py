@@ -91,10 +91,10 @@ def test_auth_server_turns_away_anyone_without_the_password(tmp_path, auth_serve
     assert config.stat().st_mode & 0o077 == 0
 
     args = ["optim.epochs=2", "tracking.log_model=false", f"tracking.uri={uri}"]
-    refused = run_cli("nnexp-train", *args, cwd=tmp_path)
+    refused = run_app("nnexp-train", *args, cwd=tmp_path)
     assert_one_line_error(refused, "asks for a login", "MLFLOW_TRACKING_USERNAME")
     login = {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": ADMIN_PASSWORD}
-    done = run_cli("nnexp-train", *args, cwd=tmp_path, env=clean_env(**login))
+    done = run_app("nnexp-train", *args, cwd=tmp_path, env=clean_env(**login))
     assert done.returncode == 0, done.stderr
 
 

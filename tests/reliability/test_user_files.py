@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import all_runs, assert_one_line_error, run_cli
+from conftest import all_runs, assert_one_line_error, run_app
 from nnexp.errors import UserError
 from nnexp.report.output import write_atomically
 from nnexp.run.folders import MARK, take_run_dir, take_sweep_dir
@@ -86,7 +86,7 @@ def test_the_launch_folder_as_output_is_refused_before_anything_is_written(tmp_p
     before = user_folder(tmp_path)
     before.pop("mlflow.db")
     sweep = ["-m", "model.hidden=3,4"] if key == "hydra.sweep.dir" else []
-    done = run_cli(
+    done = run_app(
         "nnexp-train", *sweep, f"{key}=.", f"tracking.uri={store}", "optim.epochs=2",
         cwd=tmp_path,
     )  # fmt: skip
@@ -101,7 +101,7 @@ def test_the_launch_folder_as_output_is_refused_before_anything_is_written(tmp_p
 def test_two_runs_into_one_folder_write_two_folders(tmp_path):
     args = ["hydra.run.dir=outputs/same", "tracking.enabled=false", "optim.epochs=2"]
     for _ in range(2):
-        done = run_cli("nnexp-train", *args, cwd=tmp_path)
+        done = run_app("nnexp-train", *args, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
     folders = sorted(p.name for p in (tmp_path / "outputs").iterdir())
     assert folders == ["same", "same_1"]
