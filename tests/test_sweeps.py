@@ -13,9 +13,10 @@ import pytest
 
 from conftest import (
     BIN,
-    FAULT_EPOCHS,
     FAULT_EVERY,
     FAULT_JOB,
+    FAULT_MARGIN,
+    MAX_METRICS,
     clean_env,
     frozen_mid_job,
     metric_steps,
@@ -162,7 +163,15 @@ def test_a_diverging_job_is_marked_and_the_sweep_goes_on(tmp_path, store):
     assert by_lr["0.5"].info.status == by_lr["1.0"].info.status == "FINISHED"
 
 
-FAULT_JOBS = [*FAULT_JOB, "model.hidden=48,49,50"]
+#: The sweep's jobs: FAULT_JOB cut to the epochs that leave four batches of costs to catch job 1
+#: in (as reliability/test_faults.py's sweeps; FAULT_EPOCHS leaves eight): jobs 0 and 2 and the
+#: resumed ones train to their end.
+SWEEP_EPOCHS = FAULT_MARGIN + 4 * (MAX_METRICS // 2) * FAULT_EVERY
+FAULT_JOBS = [
+    *(arg for arg in FAULT_JOB if not arg.startswith("optim.epochs=")),
+    f"optim.epochs={SWEEP_EPOCHS}",
+    "model.hidden=48,49,50",
+]
 
 
 def test_sigterm_kills_the_job_and_resume_completes_the_sweep(tmp_path, store):
@@ -182,7 +191,7 @@ def test_sigterm_kills_the_job_and_resume_completes_the_sweep(tmp_path, store):
         text=True,
     )
     try:
-        victim = frozen_mid_job(process, tmp_path / "mlflow.db", job_num="1")
+        victim = frozen_mid_job(process, tmp_path / "mlflow.db", job_num="1", epochs=SWEEP_EPOCHS)
         process.send_signal(signal.SIGTERM)
         process.send_signal(signal.SIGCONT)
         _, err = process.communicate(timeout=300)
@@ -217,7 +226,7 @@ def test_sigterm_kills_the_job_and_resume_completes_the_sweep(tmp_path, store):
     assert parents_after[0].data.metrics["children_finished"] == 2
     for child in finished:
         assert metric_steps(store, child.info.run_id, "test_cost") == list(
-            range(0, FAULT_EPOCHS + 1, FAULT_EVERY)
+            range(0, SWEEP_EPOCHS + 1, FAULT_EVERY)
         )
 
 
