@@ -191,10 +191,13 @@ GROUP BY r.run_uuid
 """
 
 
-def mid_job(db: Path, job_num: str | None = None, wait: float = 5.0) -> str | None:
+def mid_job(
+    db: Path, job_num: str | None = None, wait: float = 5.0, epochs: int = FAULT_EPOCHS
+) -> str | None:
     """The id of a RUNNING run (of sweep job ``job_num``) in the SQLite file ``db`` whose costs
-    are logged up to an epoch at least FAULT_MARGIN before FAULT_EPOCHS; read-only, so it never
-    creates the store; None while the file is missing or empty, or locked for over ``wait`` s."""
+    are logged up to an epoch at least FAULT_MARGIN before ``epochs`` (the job's length);
+    read-only, so it never creates the store; None while the file is missing or empty, or locked
+    for over ``wait`` s."""
     try:
         reader = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=wait)
         with contextlib.closing(reader):
@@ -202,7 +205,7 @@ def mid_job(db: Path, job_num: str | None = None, wait: float = 5.0) -> str | No
     except sqlite3.OperationalError:
         return None
     for run_id, last in rows:
-        assert last <= FAULT_EPOCHS - FAULT_MARGIN, f"run {run_id} got to epoch {last} unseen"
+        assert last <= epochs - FAULT_MARGIN, f"run {run_id} got to epoch {last} unseen"
         return run_id
     return None
 
@@ -216,22 +219,27 @@ def is_stopped(process: subprocess.Popen) -> bool:
 
 
 def frozen_mid_job(
-    process: subprocess.Popen, db: Path, job_num: str | None = None, timeout: float = 600
+    process: subprocess.Popen,
+    db: Path,
+    job_num: str | None = None,
+    timeout: float = 600,
+    epochs: int = FAULT_EPOCHS,
 ) -> str:
-    """Stop ``process`` (SIGSTOP) at a moment its job (``job_num`` of a sweep) is RUNNING in the
-    store ``db`` with costs logged and FAULT_MARGIN epochs still to train, and return that run's
-    id. The store is read while the process is stopped, so whatever the test does next lands
-    mid-training however slow or loaded the machine; the test continues it with SIGCONT. (Stopped
-    in the middle of a commit, it holds the file locked: the test lets it go on and looks again.)"""
+    """Stop ``process`` (SIGSTOP) at a moment its job (``job_num`` of a sweep, ``epochs`` long) is
+    RUNNING in the store ``db`` with costs logged and FAULT_MARGIN epochs still to train, and
+    return that run's id. The store is read while the process is stopped, so whatever the test
+    does next lands mid-training however slow or loaded the machine; the test continues it with
+    SIGCONT. (Stopped in the middle of a commit, it holds the file locked: the test lets it go on
+    and looks again.)"""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert process.poll() is None, "the job ended before it was seen mid-training"
-        if mid_job(db, job_num) is None:
+        if mid_job(db, job_num, epochs=epochs) is None:
             time.sleep(0.05)
             continue
         os.kill(process.pid, signal.SIGSTOP)
         wait_for(lambda: is_stopped(process), timeout=60, every=0.01)
-        run_id = mid_job(db, job_num, wait=0)
+        run_id = mid_job(db, job_num, wait=0, epochs=epochs)
         if run_id is not None:
             return run_id
         os.kill(process.pid, signal.SIGCONT)

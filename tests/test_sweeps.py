@@ -20,6 +20,7 @@ from conftest import (
     frozen_mid_job,
     metric_steps,
     mlflow_client,
+    run_app,
     run_cli,
     sweep_runs,
 )
@@ -30,8 +31,10 @@ GRID = ["model.hidden=2,4", "optim.lr=0.5,1"]
 EPOCHS = 20
 
 
-def sweep(tmp_path: Path, uri: str, *args: str, timeout: float = 900, env=None):
-    return run_cli(
+def sweep(tmp_path: Path, uri: str, *args: str, timeout: float = 900, env=None, run=run_app):
+    """``nnexp-train -m`` of ``args`` into ``uri``: in-process (``run_app``) unless ``run`` is
+    ``run_cli`` (a launcher whose workers would outlive the command in the test process)."""
+    return run(
         "nnexp-train",
         "-m",
         f"tracking.uri={uri}",
@@ -91,7 +94,9 @@ def test_basic_launcher(tmp_path, store):
 
 
 def test_joblib_launcher_caps_blas_threads(tmp_path, store):
-    done = sweep(tmp_path, store, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *GRID)
+    done = sweep(
+        tmp_path, store, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *GRID, run=run_cli
+    )
     _, children = assert_grid_recorded(store, done, tmp_path)
     assert {c.data.tags["nnexp.blas_threads"] for c in children} == {
         str(max(os.cpu_count() // 2, 1))
@@ -192,7 +197,7 @@ def test_sigterm_kills_the_job_and_resume_completes_the_sweep(tmp_path, store):
     assert parents[0].info.status == "KILLED"
     assert [c.info.status for c in children if c.data.tags["nnexp.job_num"] == "0"] == ["FINISHED"]
 
-    done = run_cli(
+    done = run_app(
         "nnexp-train",
         "-m",
         f"tracking.uri={store}",

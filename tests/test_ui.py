@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, mlflow_client, run_cli, sweep_runs
+from conftest import REPO, mlflow_client, run_app, sweep_runs
 
 pytestmark = pytest.mark.slow
 
@@ -73,7 +73,7 @@ def column_values(page, key: str) -> list[str]:
 
 def test_sweep_reads_well_in_the_mlflow_ui(tmp_path, shared_server, browser_page):
     uri, _ = shared_server
-    done = run_cli(
+    done = run_app(
         "nnexp-train",
         "-m",
         f"tracking.uri={uri}",

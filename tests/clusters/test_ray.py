@@ -6,6 +6,7 @@ task whose worker dies fails its group alone."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -18,7 +19,8 @@ from clusters.grid import GRID, by_config, curves, weights
 from clusters.ray_head import ray_head  # noqa: F401 (the session fixture)
 from conftest import BIN, run_cli, sweep_runs, wait_for
 
-pytestmark = pytest.mark.slow
+#: One pytest-xdist worker for the module, so that the Ray head (its module fixture) starts once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
 
 
 def test_sweep_onto_a_separate_ray_head(ray_head, tmp_path, store):  # noqa: F811
@@ -45,12 +47,14 @@ def test_sweep_onto_a_separate_ray_head(ray_head, tmp_path, store):  # noqa: F81
 def test_a_group_is_one_ray_task_and_its_children_equal_each_config_run_as_its_own_task(
     ray_head,  # noqa: F811
     tmp_path,
+    empty_store_file,
 ):
     """The 12-config grid in 2 shapes as 2 Ray tasks against the same grid as 12 tasks of one
     job each (``batch=false``: hydra-ray-launcher's run_job per config): every child FINISHED
     with the same curves, bit for bit, and the same weights."""
     took = {}
     for name, extra in (("alone", ["hydra.launcher.batch=false"]), ("grouped", [])):
+        shutil.copyfile(empty_store_file, tmp_path / f"{name}.db")  # the schema made
         began = time.monotonic()
         done = run_cli(
             "nnexp-train",
@@ -92,12 +96,11 @@ def task_workers() -> list[int]:
     return pids
 
 
-def test_a_task_whose_worker_dies_fails_its_group_alone(ray_head, tmp_path):  # noqa: F811
+def test_a_task_whose_worker_dies_fails_its_group_alone(ray_head, tmp_path, store):  # noqa: F811
     """Two groups (50 and 3,000,000 epochs): once the short one has finished and the long one's
     children stream their points, its worker is killed (SIGKILL, by pid): its configs end FAILED
     with Ray's reason, the short group's FINISHED, the command exits 1 with one `lost:` line per
     lost config."""
-    store = f"sqlite:///{tmp_path}/mlflow.db"
     process = subprocess.Popen(
         [
             str(BIN / "nnexp-train"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -22,12 +23,13 @@ from conftest import (
     BIN,
     clean_env,
     metric_steps,
-    run_cli,
+    run_app,
     sweep_runs,
     wait_for,
 )
 
-pytestmark = pytest.mark.slow
+#: One pytest-xdist worker for the module, so that the cluster (its module fixture) starts once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("slurm")]
 
 AXIS = "model.hidden=2,3,4"
 JOB = ["optim.epochs=200", "tracking.log_model=false"]
@@ -49,14 +51,15 @@ def slurm_sweep(cluster: SlurmCluster, folder: Path, name: str, *args: str) -> l
 
 
 def run(cluster: SlurmCluster, argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return run_cli(argv[0].rsplit("/", 1)[-1], *argv[1:], cwd=cwd, env=cluster_env(cluster))
+    """The launching command to its end, in-process (``run_app``): its tasks are SLURM's."""
+    return run_app(argv[0].rsplit("/", 1)[-1], *argv[1:], cwd=cwd, env=cluster_env(cluster))
 
 
 def cluster_env(cluster: SlurmCluster) -> dict[str, str]:
     return clean_env(SLURM_CONF=str(cluster.conf))
 
 
-def test_jobs_lost_by_slurm_become_failed_children_and_resume_completes(slurm, tmp_path):  # noqa: F811
+def test_jobs_lost_by_slurm_become_failed_children_and_resume_completes(slurm, tmp_path, store):  # noqa: F811
     """Jobs 0 and 1 wait in their setup line (RUNNING for SLURM, no run opened): job 0 is
     cancelled, job 1's end time is moved to now so SLURM ends it TIMEOUT; job 2 trains to its
     end. The resumed sweep then runs jobs 0 and 1 through sbatch to FINISHED children, and
@@ -67,7 +70,6 @@ def test_jobs_lost_by_slurm_become_failed_children_and_resume_completes(slurm, t
         "hydra.launcher.batch=false",
         f"hydra.launcher.setup=['until test -e {gate}_$SLURM_ARRAY_TASK_ID; do sleep 0.2; done']",
     ]
-    store = f"sqlite:///{tmp_path}/mlflow.db"
     process = subprocess.Popen(
         slurm_sweep(slurm, tmp_path, "first", *first),
         cwd=tmp_path,
@@ -154,6 +156,19 @@ def grid_sweep(folder: Path, name: str, *args: str, store: str | None = None) ->
     ]
 
 
+def empty_stores(empty_store_file: Path, folder: Path, *names: str) -> None:
+    """``name``.db in ``folder`` for each name: a copy of the empty store (its schema made)."""
+    for name in names:
+        shutil.copyfile(empty_store_file, folder / f"{name}.db")
+
+
+def ended_states(cluster: SlurmCluster, jobs: set[str]) -> set[str] | None:
+    """The states accounting records for ``jobs`` once each has ended (None while one has not: a
+    task's result is written before its job ends)."""
+    states = {cluster.job_state(job) for job in jobs}
+    return None if states & {"", "PENDING", "RUNNING", "COMPLETING"} else states
+
+
 def submitted_tasks(sweep_dir: Path) -> set[str]:
     """The SLURM job ids (ARRAY_TASK) submitit submitted for the sweep."""
     return {path.parent.name for path in (sweep_dir / ".submitit").glob("*/*_submitted.pkl")}
@@ -162,10 +177,12 @@ def submitted_tasks(sweep_dir: Path) -> set[str]:
 def test_a_group_is_one_task_and_its_children_equal_each_config_run_as_its_own_task(
     slurm,  # noqa: F811
     tmp_path,
+    empty_store_file,
 ):
     """The grid as 2 tasks (one per shape) against the same grid as 12 tasks of one job each
     (``batch=false``: each config trained alone by Hydra's run_job on the node): every child
     FINISHED, with the same curves, bit for bit, and the same weights."""
+    empty_stores(empty_store_file, tmp_path, "alone", "grouped")
     began = time.monotonic()
     alone = run(slurm, grid_sweep(tmp_path, "alone", "hydra.launcher.batch=false"), tmp_path)
     alone_s = time.monotonic() - began
@@ -178,7 +195,7 @@ def test_a_group_is_one_task_and_its_children_equal_each_config_run_as_its_own_t
     assert "Submitting 12 jobs as 2 SLURM tasks" in done.stderr + done.stdout
     tasks = submitted_tasks(tmp_path / "grouped")
     assert len(tasks) == 2 and len(submitted_tasks(tmp_path / "alone")) == 12
-    assert {slurm.job_state(task) for task in tasks} == {"COMPLETED"}
+    assert wait_for(lambda: ended_states(slurm, tasks), timeout=60) == {"COMPLETED"}
     grouped, single = (
         by_config(f"sqlite:///{tmp_path}/grouped.db"),
         by_config(f"sqlite:///{tmp_path}/alone.db"),
@@ -195,12 +212,17 @@ def test_a_group_is_one_task_and_its_children_equal_each_config_run_as_its_own_t
         assert all(np.array_equal(mine[key], theirs[key]) for key in theirs), config
 
 
-def test_a_lost_task_fails_its_group_alone_and_resume_resubmits_only_it(slurm, tmp_path):  # noqa: F811
+def test_a_lost_task_fails_its_group_alone_and_resume_resubmits_only_it(
+    slurm,  # noqa: F811
+    tmp_path,
+    empty_store_file,
+):
     """Task 0 (one shape's 6 configs) waits in its setup line and is cancelled; task 1 trains:
     6 KILLED children with SLURM's reason, 6 FINISHED. The resumed sweep submits one task of the
     6 lost configs, and every config ends FINISHED."""
     gate = tmp_path / "gate"
     (tmp_path / "gate_1").touch()
+    empty_stores(empty_store_file, tmp_path, "sweep")
     setup = (
         f"hydra.launcher.setup=['until test -e {gate}_$SLURM_ARRAY_TASK_ID; do sleep 0.2; done']"
     )
@@ -265,11 +287,10 @@ def running_children_with_points(db: Path) -> int:
         return 0
 
 
-def test_a_stop_signal_to_the_launcher_cancels_its_tasks(slurm, tmp_path):  # noqa: F811
+def test_a_stop_signal_to_the_launcher_cancels_its_tasks(slurm, tmp_path, store):  # noqa: F811
     """SIGTERM to the launching process while its one task (one group: a plain SLURM job, not an
     array) trains, its children open and streaming points: the task is cancelled, its children
     end KILLED with their points, the parent KILLED, and no run is left RUNNING."""
-    store = f"sqlite:///{tmp_path}/mlflow.db"
     process = subprocess.Popen(
         [
             str(BIN / "nnexp-train"),

@@ -4,6 +4,7 @@ stops, a full or read-only artifact disk. Each ends in a clear state and a clear
 from __future__ import annotations
 
 import hashlib
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -15,6 +16,8 @@ from conftest import (
     FAULT_EPOCHS,
     FAULT_EVERY,
     FAULT_JOB,
+    FAULT_MARGIN,
+    MAX_METRICS,
     ServerProcess,
     all_runs,
     clean_env,
@@ -24,14 +27,21 @@ from conftest import (
     metric_steps,
     mlflow_client,
     run_app,
-    run_cli,
     sweep_runs,
 )
 from reliability.conftest import read_only, tiny_disk
 
 pytestmark = pytest.mark.slow
 
-SWEEP = [*FAULT_JOB, "model.hidden=48,49,50"]
+#: The sweeps' jobs also train to their end (those before the fault, and those resumed after
+#: it): FAULT_JOB cut to the epochs that leave the freeze four batches of costs to catch a job
+#: in (the first one stored up to FAULT_MARGIN before the job's end), FAULT_EPOCHS leaves eight.
+SWEEP_EPOCHS = FAULT_MARGIN + 4 * (MAX_METRICS // 2) * FAULT_EVERY
+SWEEP = [
+    *(arg for arg in FAULT_JOB if not arg.startswith("optim.epochs=")),
+    f"optim.epochs={SWEEP_EPOCHS}",
+    "model.hidden=48,49,50",
+]
 
 
 def start(tmp_path: Path, *args: str) -> subprocess.Popen:
@@ -81,7 +91,7 @@ def test_signal_mid_run_ends_it_killed_with_its_metrics(tmp_path, store, signum,
 def test_sigkill_leaves_running_runs_that_repair_kills_and_resume_completes(tmp_path, store):
     process = start(tmp_path, "-m", f"tracking.uri={store}", *SWEEP)
     try:
-        victim = frozen_mid_job(process, tmp_path / "mlflow.db", job_num="1")
+        victim = frozen_mid_job(process, tmp_path / "mlflow.db", job_num="1", epochs=SWEEP_EPOCHS)
     finally:
         process.kill()
         process.wait(timeout=60)
@@ -102,7 +112,7 @@ def test_sigkill_leaves_running_runs_that_repair_kills_and_resume_completes(tmp_
     again = run_app("nnexp", "runs", "repair", f"--tracking-uri={store}", cwd=tmp_path)
     assert "0 run(s) repaired" in again.stdout
 
-    done = run_cli(
+    done = run_app(
         "nnexp-train", "-m", f"tracking.uri={store}", *SWEEP, "sweep.resume=true", cwd=tmp_path
     )
     assert done.returncode == 0, done.stderr
@@ -114,13 +124,18 @@ def test_sigkill_leaves_running_runs_that_repair_kills_and_resume_completes(tmp_
     assert finished == ["48", "49", "50"]
 
 
-def test_server_that_stops_mid_sweep_fails_jobs_clearly_and_resume_completes(tmp_path):
-    # One worker: the jobs log one at a time, and each start imports MLflow once less.
+def test_server_that_stops_mid_sweep_fails_jobs_clearly_and_resume_completes(
+    tmp_path, empty_store_file
+):
+    # One worker: the jobs log one at a time, and each start imports MLflow once less. The
+    # server's store starts as a copy of the migrated empty one: creating it is not the subject.
+    (tmp_path / "server").mkdir()
+    shutil.copyfile(empty_store_file, tmp_path / "server" / "mlflow.db")
     server = ServerProcess(tmp_path / "server", free_port(), "--workers", "1").start()
     uri = server.uri
     process = start(tmp_path, "-m", f"tracking.uri={uri}", *SWEEP)
     try:
-        frozen_mid_job(process, server.folder / "mlflow.db", job_num="1")
+        frozen_mid_job(process, server.folder / "mlflow.db", job_num="1", epochs=SWEEP_EPOCHS)
         server.stop()
         process.send_signal(signal.SIGCONT)
         out, err = process.communicate(timeout=600)  # a hang detector: no job may wait forever
@@ -131,7 +146,7 @@ def test_server_that_stops_mid_sweep_fails_jobs_clearly_and_resume_completes(tmp
         assert len(failed_jobs) == 2, err
 
         server.start()
-        done = run_cli(
+        done = run_app(
             "nnexp-train", "-m", f"tracking.uri={uri}", *SWEEP, "sweep.resume=true", cwd=tmp_path
         )
         assert done.returncode == 0, done.stdout + done.stderr
@@ -146,7 +161,7 @@ def test_server_that_stops_mid_sweep_fails_jobs_clearly_and_resume_completes(tmp
             assert len(steps) == len(set(steps)), "a point was logged twice"
         for child in finished:
             assert metric_steps(uri, child.info.run_id, "test_cost") == list(
-                range(0, FAULT_EPOCHS + 1, FAULT_EVERY)
+                range(0, SWEEP_EPOCHS + 1, FAULT_EVERY)
             )
     finally:
         process.kill()
@@ -163,7 +178,7 @@ def artifact_files(folder: Path) -> dict[str, str]:
 
 def test_full_artifact_disk_fails_the_run_clearly_and_damages_nothing(tmp_path, store):
     with tiny_disk(tmp_path / "mlruns", size_kb=160) as disk:
-        first = run_cli(
+        first = run_app(
             "nnexp-train",
             f"tracking.uri={store}",
             "optim.epochs=5",
@@ -172,7 +187,7 @@ def test_full_artifact_disk_fails_the_run_clearly_and_damages_nothing(tmp_path, 
         )
         assert first.returncode == 0, first.stderr
         before = artifact_files(disk)
-        done = run_cli(
+        done = run_app(
             "nnexp-train",
             f"tracking.uri={store}",
             "optim.epochs=5",
@@ -195,7 +210,7 @@ def test_full_artifact_disk_fails_the_run_clearly_and_damages_nothing(tmp_path, 
 def test_read_only_artifact_folder_fails_the_run_clearly(tmp_path, store):
     (tmp_path / "mlruns").mkdir()
     with read_only(tmp_path / "mlruns"):
-        done = run_cli("nnexp-train", f"tracking.uri={store}", "optim.epochs=5", cwd=tmp_path)
+        done = run_app("nnexp-train", f"tracking.uri={store}", "optim.epochs=5", cwd=tmp_path)
     assert done.returncode == 1, done.stdout + done.stderr
     lines = error_lines(done)
     assert len(lines) == 1 and "read-only file system" in lines[0].lower(), done.stderr

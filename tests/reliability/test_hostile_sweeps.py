@@ -15,7 +15,6 @@ from conftest import (
     frozen_mid_job,
     mlflow_client,
     run_app,
-    run_cli,
     run_train_probe,
     sweep_runs,
 )
@@ -68,7 +67,7 @@ def test_resume_while_the_sweep_runs_is_refused_and_kills_nothing(tmp_path, stor
     process = start(tmp_path, *sweep)
     try:
         live = frozen_mid_job(process, tmp_path / "mlflow.db", job_num="0")
-        done = run_cli("nnexp-train", *sweep, "sweep.resume=true", cwd=tmp_path)
+        done = run_app("nnexp-train", *sweep, "sweep.resume=true", cwd=tmp_path)
         assert_one_line_error(done, "still running", "then resume")
         assert mlflow_client(store).get_run(live).info.status == "RUNNING"
         parents = [r for r in all_runs(store) if r.data.tags.get("nnexp.run_type") == "sweep"]
@@ -82,7 +81,7 @@ def test_resume_while_the_sweep_runs_is_refused_and_kills_nothing(tmp_path, stor
 @pytest.mark.parametrize("axis", ["dataset.target=zz,qq", "model.hidden=0,-1"])
 def test_a_sweep_whose_jobs_all_fail_ends_its_parent_failed(tmp_path, store, axis):
     (tmp_path / "d.csv").write_text("a,b,y\n" + "".join(f"{i},{i + 1},{i + 2}\n" for i in range(9)))
-    done = run_cli(
+    done = run_app(
         "nnexp-train", "-m", f"tracking.uri={store}", "dataset=csv", "dataset.path=d.csv",
         "dataset.target=y", "optim.epochs=2", "tracking.log_model=false", axis, cwd=tmp_path,
     )  # fmt: skip

@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,7 +108,9 @@ class Postgres:
 def postgres() -> Iterator[Postgres]:
     """PostgreSQL, as the runbook: initdb --auth=trust, then the server on a free port, run in the
     foreground (pg_ctl would detach it) and tethered to the test process; stopped by SIGINT,
-    PostgreSQL's fast shutdown."""
+    PostgreSQL's fast shutdown. Without flushes to disk (``--no-sync``, ``fsync=off``,
+    ``synchronous_commit=off``): they guard against a crash of the machine, which no test makes,
+    and each of MLflow's ~100 schema migrations would wait for one."""
     bin_dir = postgres_bin()
     folder = Path(tempfile.mkdtemp(prefix="nnexp-postgres-"))
     user = "postgres" if os.geteuid() == 0 else None  # initdb and postgres refuse root
@@ -117,10 +120,9 @@ def postgres() -> Iterator[Postgres]:
     daemons = Daemons(folder)
     try:
         data = folder / "data"
+        initdb = [str(bin_dir / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres"]
         command(
-            *as_postgres(
-                str(bin_dir / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres"
-            ),
+            *as_postgres(*initdb, "--no-sync"),
             what="PostgreSQL could not be initialised",
         )
         process = daemons.start(
@@ -130,6 +132,9 @@ def postgres() -> Iterator[Postgres]:
             "-p", str(server.port),
             "-k", str(folder),
             "-c", "listen_addresses=127.0.0.1",
+            "-c", "fsync=off",
+            "-c", "synchronous_commit=off",
+            "-c", "full_page_writes=off",
             user=user,
             stop_signal=signal.SIGINT,
         )  # fmt: skip
@@ -212,13 +217,12 @@ rgw data = {folder}/rgw
 """
 
 
-@pytest.fixture(scope="session")
-def s3() -> Iterator[S3]:
-    """Ceph's RADOS Gateway as a real S3 server: monitor, memstore OSD, gateway, one user."""
+def start_ceph(folder: Path, daemons: Daemons) -> S3:
+    """Ceph's RADOS Gateway as a real S3 server in ``folder``: monitor, memstore OSD, gateway, one
+    user, their processes in ``daemons``."""
     missing = [name for name in ("ceph-mon", "ceph-osd", "radosgw") if not shutil.which(name)]
     if missing:
         pytest.fail(f"Ceph is not installed ({', '.join(missing)}): run `make services`")
-    folder = Path(tempfile.mkdtemp(prefix="nnexp-ceph-"))
     for sub in ("mon", "osd", "run", "log", "rgw"):
         (folder / sub).mkdir()
     fsid, osd_id = str(uuid.uuid4()), str(uuid.uuid4())
@@ -227,38 +231,56 @@ def s3() -> Iterator[S3]:
     conf = folder / "ceph.conf"
     conf.write_text(ceph_conf(folder, fsid, mon, rgw_port))
     ceph = ("-c", str(conf))
+    what = "the Ceph monitor could not be created"
+    command("ceph-authtool", "--create-keyring", str(folder / "keyring"), "--gen-key",
+            "-n", "mon.", "--cap", "mon", "allow *", what=what)  # fmt: skip
+    command("monmaptool", "--create", "--addv", "a", mon, "--fsid", fsid,
+            str(folder / "monmap"), what=what)  # fmt: skip
+    command("ceph-mon", *ceph, "--mkfs", "-i", "a", "--monmap", str(folder / "monmap"),
+            what=what)  # fmt: skip
+    daemons.start("mon", "ceph-mon", *ceph, "-i", "a", "-f")
+    command("ceph", *ceph, "--connect-timeout", "60", "osd", "new", osd_id,
+            what="the Ceph monitor did not answer")  # fmt: skip
+    command("ceph-osd", *ceph, "-i", "0", "--mkfs", "--osd-uuid", osd_id,
+            what="the Ceph OSD could not be created")  # fmt: skip
+    daemons.start("osd", "ceph-osd", *ceph, "-i", "0", "-f")
+    daemons.start("rgw", "radosgw", *ceph, "-n", "client.rgw", "-f")
+    endpoint = f"http://127.0.0.1:{rgw_port}"
+
+    def answers() -> bool:
+        try:
+            return status(endpoint, timeout=2) == 200
+        except OSError:
+            return False
+
+    wait_for(lambda: answers() or not daemons.alive(), timeout=300, every=0.5)
+    if not daemons.alive():
+        logs = {p.name: p.read_text()[-300:] for p in folder.glob("*.out")}
+        pytest.fail(f"a Ceph daemon stopped while starting: {logs}", pytrace=False)
+    command("radosgw-admin", *ceph, "user", "create", "--uid=nnexp", "--display-name=nnexp",
+            f"--access-key={S3_KEY}", f"--secret-key={S3_SECRET}",
+            what="the S3 user could not be created")  # fmt: skip
+    return S3(endpoint)
+
+
+@pytest.fixture(scope="session")
+def ceph_starting() -> Iterator[Future[S3]]:
+    """Ceph's start (``start_ceph``) under way in a thread, so that what is set up meanwhile
+    (PostgreSQL) overlaps it: a fixture that needs both asks for this one first. Ceph's daemons
+    are stopped at the end of the session."""
+    folder = Path(tempfile.mkdtemp(prefix="nnexp-ceph-"))
     daemons = Daemons(folder)
-    try:
-        what = "the Ceph monitor could not be created"
-        command("ceph-authtool", "--create-keyring", str(folder / "keyring"), "--gen-key",
-                "-n", "mon.", "--cap", "mon", "allow *", what=what)  # fmt: skip
-        command("monmaptool", "--create", "--addv", "a", mon, "--fsid", fsid,
-                str(folder / "monmap"), what=what)  # fmt: skip
-        command("ceph-mon", *ceph, "--mkfs", "-i", "a", "--monmap", str(folder / "monmap"),
-                what=what)  # fmt: skip
-        daemons.start("mon", "ceph-mon", *ceph, "-i", "a", "-f")
-        command("ceph", *ceph, "--connect-timeout", "60", "osd", "new", osd_id,
-                what="the Ceph monitor did not answer")  # fmt: skip
-        command("ceph-osd", *ceph, "-i", "0", "--mkfs", "--osd-uuid", osd_id,
-                what="the Ceph OSD could not be created")  # fmt: skip
-        daemons.start("osd", "ceph-osd", *ceph, "-i", "0", "-f")
-        daemons.start("rgw", "radosgw", *ceph, "-n", "client.rgw", "-f")
-        endpoint = f"http://127.0.0.1:{rgw_port}"
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        starting = pool.submit(start_ceph, folder, daemons)
+        try:
+            yield starting
+        finally:
+            wait([starting])
+            daemons.stop()
+            shutil.rmtree(folder, ignore_errors=True)
 
-        def answers() -> bool:
-            try:
-                return status(endpoint, timeout=2) == 200
-            except OSError:
-                return False
 
-        wait_for(lambda: answers() or not daemons.alive(), timeout=300, every=0.5)
-        if not daemons.alive():
-            logs = {p.name: p.read_text()[-300:] for p in folder.glob("*.out")}
-            pytest.fail(f"a Ceph daemon stopped while starting: {logs}", pytrace=False)
-        command("radosgw-admin", *ceph, "user", "create", "--uid=nnexp", "--display-name=nnexp",
-                f"--access-key={S3_KEY}", f"--secret-key={S3_SECRET}",
-                what="the S3 user could not be created")  # fmt: skip
-        yield S3(endpoint)
-    finally:
-        daemons.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+@pytest.fixture(scope="session")
+def s3(ceph_starting) -> S3:
+    """Ceph's RADOS Gateway as a real S3 server: monitor, memstore OSD, gateway, one user."""
+    return ceph_starting.result()

@@ -18,6 +18,7 @@ from conftest import (
     clean_env,
     free_port,
     metric_steps,
+    run_app,
     run_cli,
     sweep_runs,
 )
@@ -35,10 +36,11 @@ BUCKET = "nnexp-artifacts"
 SERVER_START = 600
 
 
-def sweep(folder: Path, uri: str, *launcher: str) -> None:
-    """The 24-job grid into ``uri``, launched by ``launcher`` (Hydra overrides)."""
+def sweep(folder: Path, uri: str, *launcher: str, run=run_cli) -> None:
+    """The 24-job grid into ``uri``, launched by ``launcher`` (Hydra overrides), by ``run``
+    (``run_app``: in-process)."""
     folder.mkdir(parents=True, exist_ok=True)
-    done = run_cli(
+    done = run(
         "nnexp-train", "-m", f"tracking.uri={uri}", f"optim.epochs={EPOCHS}",
         "tracking.log_model=false", *GRID, *launcher, cwd=folder, timeout=900,
     )  # fmt: skip
@@ -55,10 +57,11 @@ class Production:
 
 
 @pytest.fixture(scope="module")
-def production(postgres, s3, tmp_path_factory) -> Iterator[Production]:
+def production(ceph_starting, postgres, s3, tmp_path_factory) -> Iterator[Production]:
     """`nnexp server --backend-store-uri postgresql://… --artifacts-destination s3://…` (two
     workers) after the 24-job sweep went into it on 4 joblib workers; it runs until the module
-    ends. The jobs, as any client of the server, need no S3 credentials: the server has them."""
+    ends. The jobs, as any client of the server, need no S3 credentials: the server has them.
+    (``ceph_starting`` first: Ceph starts while PostgreSQL does.)"""
     folder = tmp_path_factory.mktemp("production")
     s3.client().create_bucket(Bucket=BUCKET)
     server = ServerProcess(
@@ -82,7 +85,7 @@ def sqlite_sweep(tmp_path_factory) -> str:
     PostgreSQL sweep is the one whose parallel jobs are checked."""
     folder = tmp_path_factory.mktemp("sqlite-sweep")
     uri = f"sqlite:///{folder}/mlflow.db"
-    sweep(folder, uri)
+    sweep(folder, uri, run=run_app)
     return uri
 
 
@@ -112,7 +115,7 @@ def test_24_jobs_through_a_postgresql_server_lose_and_double_nothing(production)
 def report(uri: str, out: Path) -> dict[str, bytes]:
     """`nnexp report nnexp` of ``uri``: each file's bytes, every run id replaced by its name
     (the ids are the one thing two stores cannot share)."""
-    done = run_cli(
+    done = run_app(
         "nnexp", "report", "nnexp", "--tracking-uri", uri, "--out", str(out), cwd=out.parent
     )
     assert done.returncode == 0, done.stderr
@@ -140,7 +143,7 @@ def test_report_from_postgresql_is_byte_identical_to_the_report_from_sqlite(
 def test_reproduce_through_the_postgresql_server_is_identical(production, s3, tmp_path):
     """The logged config and weights come from S3 through the server; the new run's go there."""
     original = children(production.uri)[0].info.run_id
-    done = run_cli("nnexp", "reproduce", original, "--tracking-uri", production.uri, cwd=tmp_path)
+    done = run_app("nnexp", "reproduce", original, "--tracking-uri", production.uri, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     last = done.stdout.splitlines()[-1]
     assert last.startswith("identical: run ")
@@ -184,7 +187,7 @@ def test_a_production_server_keeps_every_artifact_in_s3(production, s3, tmp_path
     parents, found = sweep_runs(production.uri)
     assert len(found) == JOBS
     parent = parents[0].info.run_id
-    made = run_cli("nnexp", "report", parent, "--tracking-uri", production.uri, cwd=tmp_path)
+    made = run_app("nnexp", "report", parent, "--tracking-uri", production.uri, cwd=tmp_path)
     assert made.returncode == 0, made.stderr
     keys = bucket_keys(s3)
     for child in found:
