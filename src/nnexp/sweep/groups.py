@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nnexp import core
-from nnexp.run import memory
+from nnexp.run import deterministic, memory
 from nnexp.run.job import Job, params_view
 
 #: Keys that may differ between the copies of one batched computation.
@@ -139,17 +139,18 @@ def train_group(
             on_record(epoch)
 
     try:
-        result = core.train(
-            W1,
-            W2,
-            train_set,
-            test_set,
-            hp,
-            rngs,
-            record_every=first.config.tracking.log_every,
-            on_record=record,
-            record=first.metric_names,
-        )
+        with deterministic.training_threads(first.config.model.deterministic):
+            result = core.train(
+                W1,
+                W2,
+                train_set,
+                test_set,
+                hp,
+                rngs,
+                record_every=first.config.tracking.log_every,
+                on_record=record,
+                record=first.metric_names,
+            )
     finally:
         start = 0
         for job in jobs:
