@@ -336,11 +336,14 @@ def stop_group(
 
 
 @pytest.fixture(scope="session")
-def shared_server(tmp_path_factory):
+def shared_server(tmp_path_factory, empty_store_file):
     """(uri, folder) of one `nnexp server` on a free loopback port for every test (of a pytest-xdist
     worker) that only logs into a server: each such test uses an MLflow experiment of its own
-    (``tracking.experiment=…``) and leaves the server running. Stopped at the end of the session."""
-    server = ServerProcess(tmp_path_factory.mktemp("shared-server"), free_port()).start()
+    (``tracking.experiment=…``) and leaves the server running; its store starts as a copy of the
+    empty one. Stopped at the end of the session."""
+    folder = tmp_path_factory.mktemp("shared-server")
+    shutil.copyfile(empty_store_file, folder / "mlflow.db")
+    server = ServerProcess(folder, free_port()).start()
     try:
         yield server.uri, server.folder
     finally:

@@ -47,6 +47,16 @@ def test_digits_targets_are_one_hot():
     assert len(data.X_train) + len(data.X_test) == 1797
 
 
+def test_a_job_that_scales_its_data_in_place_leaves_the_next_jobs_alone():
+    """scikit-learn's files are read once per process; each job's arrays are its own."""
+    first = load("digits", seed=1)
+    first.X_train[:] = 0
+    first.y_train[:] = 0
+    again = load("digits", seed=1)
+    assert again.X_train.any() and again.y_train.any()
+    assert again.digest() != first.digest()
+
+
 def test_random_splits_follow_the_seed():
     assert load("diabetes", seed=1).digest() == load("diabetes", seed=1).digest()
     assert load("diabetes", seed=1).digest() != load("diabetes", seed=2).digest()

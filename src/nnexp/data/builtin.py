@@ -3,6 +3,8 @@ teacher network, and scikit-learn's bundled diabetes, breast cancer and digits (
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 
 from nnexp.core import sigmoid
@@ -65,17 +67,27 @@ def synthetic(
 def sklearn_bundled(name: str, test_fraction: float, rng: np.random.Generator) -> Dataset:
     """diabetes (442×10 → disease progression), breast_cancer (569×30 → malignant 0/1) or
     digits (1797×64 → one-hot of 10 classes), from the files scikit-learn ships."""
+    X, y, features, targets = _bundled(name)
+    return split_and_scale(name, X, y, test_fraction, rng, list(features), list(targets))
+
+
+@cache
+def _bundled(name: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], tuple[str, ...]]:
+    """(X, y, feature names, target names) of a bundled dataset, read once per process (every
+    job of a sweep on digits would parse its file again) and read-only."""
     from sklearn import datasets
 
     bunch = getattr(datasets, f"load_{name}")()
     X, target = bunch.data.astype(float), bunch.target
     if name == "digits":
         y = np.eye(10)[target]
-        targets = [f"digit_{j}" for j in range(10)]
+        targets = tuple(f"digit_{j}" for j in range(10))
     else:
         y = target.astype(float).reshape(-1, 1)
-        targets = ["target"]
-    features = [
+        targets = ("target",)
+    features = tuple(
         str(f) for f in getattr(bunch, "feature_names", [f"x{i}" for i in range(X.shape[1])])
-    ]
-    return split_and_scale(name, X, y, test_fraction, rng, features, targets)
+    )
+    X.setflags(write=False)
+    y.setflags(write=False)
+    return X, y, features, targets

@@ -1,8 +1,8 @@
 """``model.deterministic=true``: a run whose bits any x86-64 CPU able to run this numpy can
 reproduce. Its process computes on a baseline (``machine.baseline_environment``: OpenBLAS's
 Nehalem kernel, numpy's baseline loops), set before numpy loads by restarting ``nnexp-train``,
-and its BLAS runs one thread during training, so no reduction depends on the thread count (the
-core's own stripes are fixed by the shapes, ``nnexp.core.workspace``)."""
+and its BLAS runs one thread while it builds its data and trains, so no reduction depends on the
+thread count (the core's own stripes are fixed by the shapes, ``nnexp.core.workspace``)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,9 @@ def check(cfg: DictConfig) -> None:
 
 
 def training_threads(on: bool) -> AbstractContextManager:
-    """One BLAS thread while a deterministic run (``on``) trains; else nothing changes."""
+    """One BLAS thread while a deterministic run (``on``) builds its data and trains (a
+    dataset drawn with a matrix product, as ``synthetic``, depends on the thread count too); else
+    nothing changes."""
     if on:
         return threadpool_limits(limits=1, user_api="blas")
     return nullcontext()

@@ -53,7 +53,8 @@ def checked(cfg: DictConfig, ctx: JobContext) -> Job:
     gets its FAILED child run."""
     try:
         deterministic.check(cfg)
-        return prepare(cfg, ctx)
+        with deterministic.training_threads(bool(cfg.model.get("deterministic"))):
+            return prepare(cfg, ctx)
     except UserError as err:
         if ctx.sweep_dir is not None and cfg.tracking.enabled:
             record_rejected(cfg, ctx, err)

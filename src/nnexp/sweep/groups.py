@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nnexp import core
-from nnexp.run import memory
+from nnexp.run import deterministic, memory
 from nnexp.run.job import Job, params_view
 
 #: Keys that may differ between the copies of one batched computation.
@@ -82,10 +82,12 @@ class Points:
     values: dict[str, list[np.ndarray]] = field(default_factory=dict)
 
     def add(self, epoch: int, values: Mapping[str, np.ndarray]) -> None:
-        """Keep one recorded epoch."""
-        self.epochs.append(epoch)
+        """Keep one recorded epoch. Its epoch is appended last: a stop signal raised between the
+        appends leaves a metric's rows at most one longer than ``epochs``, and a record counts
+        only once its epoch is in (readers take the first ``len(epochs)`` rows)."""
         for name, row in values.items():
             self.values.setdefault(name, []).append(row)
+        self.epochs.append(epoch)
 
 
 @dataclass
@@ -137,17 +139,18 @@ def train_group(
             on_record(epoch)
 
     try:
-        result = core.train(
-            W1,
-            W2,
-            train_set,
-            test_set,
-            hp,
-            rngs,
-            record_every=first.config.tracking.log_every,
-            on_record=record,
-            record=first.metric_names,
-        )
+        with deterministic.training_threads(first.config.model.deterministic):
+            result = core.train(
+                W1,
+                W2,
+                train_set,
+                test_set,
+                hp,
+                rngs,
+                record_every=first.config.tracking.log_every,
+                on_record=record,
+                record=first.metric_names,
+            )
     finally:
         start = 0
         for job in jobs:
@@ -172,7 +175,8 @@ def slices(
     Without ``diverged_at`` (training stopped early), a copy's first non-finite record."""
     epochs = np.asarray(points.epochs, dtype=int)
     values = {
-        name: np.asarray(rows).reshape(len(epochs), -1) for name, rows in points.values.items()
+        name: np.asarray(rows[: len(epochs)]).reshape(len(epochs), -1)
+        for name, rows in points.values.items()
     }
     copies = sum(len(job.rngs) for job in jobs)
     train = values.get("train_cost", np.empty((0, copies)))

@@ -16,7 +16,7 @@ import mlflow
 from mlflow.entities import Metric, Run, RunTag
 from mlflow.tracking import MlflowClient
 
-from nnexp import console, plots
+from nnexp import console
 from nnexp.errors import UserError
 from nnexp.safety.privacy import redact, redact_values, reveal
 from nnexp.tracking.model import has_model_inputs, log_model
@@ -352,6 +352,8 @@ def _log_summary(
     table = write_summary_csv(summary, info.axes, sweep_dir / "sweep_summary.csv")
     client.log_artifact(info.parent_run_id, str(table))
     if info.axes and any(math.isfinite(row.test_cost) for row in summary.rows):
+        from nnexp import plots  # matplotlib (~1 s of CPU) only for a sweep that gets this far
+
         figure = plots.objective_by_key(
             [row.values for row in summary.rows],
             [row.test_cost for row in summary.rows],
