@@ -5,12 +5,9 @@ contenders round-robin in one run."""
 
 from __future__ import annotations
 
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from benchmarks import batched_training, processes
@@ -28,19 +25,10 @@ LOOP_TARGET, MINIMUM_TARGET, BASIC_TARGET, WORKERS_TARGET = 0.8, 1.15, 4.0, 1.6
 
 def timed(command: list[str], cwd: Path) -> tuple[float, float]:
     """Run ``command``; its wall time and CPU time (user + system, its children included)."""
-    start = time.monotonic()
-    process = subprocess.Popen(
-        command, cwd=cwd, env=processes.environment(), stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )  # fmt: skip
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.monotonic() - start
-    stderr = process.stderr.read().decode()
-    process.stderr.close()
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode not in (0,):
-        raise RuntimeError(f"{' '.join(command)} exited {process.returncode}:\n{stderr[-2000:]}")
-    return wall, usage.ru_utime + usage.ru_stime
+    done = processes.measured(command, cwd)
+    if done.exit != 0:
+        raise RuntimeError(f"{' '.join(command)} exited {done.exit}:\n{done.stderr[-2000:]}")
+    return done.wall, done.cpu
 
 
 def nnexp(folder: Path, jobs: int, epochs: int, widths: bool, *extra: str) -> list[str]:

@@ -6,12 +6,9 @@ each)."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from benchmarks import processes
@@ -45,13 +42,7 @@ def run(folder: Path, seeds: int, epochs: int) -> dict[str, float]:
         sys.executable, "-m", "nnexp", "-m", *grid(seeds), f"optim.epochs={epochs}",
         f"tracking.uri={store}", f"hydra.sweep.dir={folder / 'sweep'}",
     ]  # fmt: skip
-    start = time.monotonic()
-    process = subprocess.Popen(
-        command, cwd=folder, env=processes.environment(), stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.monotonic() - start
+    done = processes.measured(command, folder)
     with sqlite3.connect(folder / "mlflow.db") as db:
         children = db.execute(
             "SELECT count(*) FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
@@ -59,10 +50,10 @@ def run(folder: Path, seeds: int, epochs: int) -> dict[str, float]:
         ).fetchone()[0]
         curves = db.execute(COMPLETE, {"points": epochs + 1}).fetchone()[0]
     return {
-        "exit": os.waitstatus_to_exitcode(status),
-        "wall": wall,
-        "cpu": usage.ru_utime + usage.ru_stime,
-        "peak": usage.ru_maxrss / 1024,
+        "exit": done.exit,
+        "wall": done.wall,
+        "cpu": done.cpu,
+        "peak": done.peak_mib,
         "children": children,
         "curves": curves,
     }

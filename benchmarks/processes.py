@@ -6,7 +6,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 #: The repository root: the floor script is run from here as ``python -m benchmarks.floor``.
@@ -26,6 +29,36 @@ def run(command: Sequence[str], cwd: Path) -> str:
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} exited {done.returncode}:\n{done.stderr}")
     return done.stderr
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A finished command: exit status, wall and CPU seconds (user + system, its children
+    included), peak resident memory (MiB) and its stderr."""
+
+    exit: int
+    wall: float
+    cpu: float
+    peak_mib: float
+    stderr: str
+
+
+def measured(command: Sequence[str], cwd: Path) -> Measured:
+    """Run ``command`` in ``cwd`` (stdout discarded, stderr kept in a file, so a long one cannot
+    block it) and measure it as the operating system accounts for it (``wait4``)."""
+    with tempfile.TemporaryFile() as err:
+        start = time.monotonic()
+        process = subprocess.Popen(
+            list(command), cwd=cwd, env=environment(), stdout=subprocess.DEVNULL, stderr=err
+        )
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.monotonic() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        stderr = err.read().decode(errors="replace")
+    return Measured(
+        process.returncode, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, stderr
+    )
 
 
 def store(folder: Path) -> str:
