@@ -50,17 +50,23 @@ def nnexp_train(tmp_path: Path, monkeypatch, store: str):
     return run
 
 
-def test_children_written_in_bulk_equal_those_written_by_the_public_client(
-    nnexp_train, store, monkeypatch
-):
-    bulk_calls = []
+@pytest.fixture
+def bulk_calls(monkeypatch) -> list[int]:
+    """The number of runs of each call to ``private_api.write_runs_in_bulk``, made as it is."""
+    calls = []
     write = private_api.write_runs_in_bulk
 
     def counted(client, experiment_id, runs, upload=None):
-        bulk_calls.append(len(runs))
+        calls.append(len(runs))
         return write(client, experiment_id, runs, upload)
 
     monkeypatch.setattr(private_api, "write_runs_in_bulk", counted)
+    return calls
+
+
+def test_children_written_in_bulk_equal_those_written_by_the_public_client(
+    nnexp_train, store, bulk_calls
+):
     assert nnexp_train(*SWEEP, "tracking.experiment=bulk") == 1  # the diverged configs failed
     assert 8 in bulk_calls
     written = len(bulk_calls)
@@ -170,15 +176,7 @@ def test_a_signal_while_a_bulk_group_trains_writes_its_children_killed_with_thei
             assert steps[-1] < epochs
 
 
-def test_a_group_of_more_than_100_children_never_streams(nnexp_train, store, monkeypatch):
-    bulk_calls = []
-    write = private_api.write_runs_in_bulk
-
-    def counted(client, experiment_id, runs, upload=None):
-        bulk_calls.append(len(runs))
-        return write(client, experiment_id, runs, upload)
-
-    monkeypatch.setattr(private_api, "write_runs_in_bulk", counted)
+def test_a_group_of_more_than_100_children_never_streams(nnexp_train, store, bulk_calls):
     overrides = ["seed=range(0,101)", "optim.epochs=3", "tracking.log_model=false"]
     assert nnexp_train(*overrides, "tracking.live_after=0") == 0  # live at once, were it small
     assert 101 in bulk_calls
