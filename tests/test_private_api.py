@@ -141,6 +141,17 @@ def test_compose_unchecked_is_nnexps_config_with_hydras_node_outside_the_check()
     assert cfg.hydra.callbacks.mlflow_sweep._target_ == "nnexp.sweep.lifecycle.SweepParent"
 
 
+def test_a_node_set_under_another_config_resolves_against_it():
+    first = OmegaConf.create({"lr": 1, "hydra": {"job": {"lr": "${lr}"}}})
+    second = OmegaConf.create({"lr": 2})
+    private_api.set_parent(first.hydra, second)
+    assert first.hydra._get_parent() is second, "OmegaConf's Node._set_parent changed"
+    assert first.hydra.job.lr == 2, (
+        "a node's interpolations no longer resolve against the root of the parent it was set "
+        "under: the launcher's in-place HydraConfig (sweep.launching) would read another job's"
+    )
+
+
 def test_value_overrides_apply_to_a_composed_config():
     cfg = compose()
     private_api.apply_value_overrides(PARSER.parse_overrides(["model.hidden=5"]), cfg)

@@ -43,6 +43,7 @@ __all__ = [
     "overrides_dirname",
     "ray_launcher_schema",
     "resolver_names",
+    "set_parent",
     "shared_config_store",
     "split_sweep",
     "submitit_usr_sig",
@@ -161,6 +162,12 @@ def _finish_mode_probe(
     ConfigLoaderImpl._apply_overrides_to_config(parsed[len(probe.overrides) :], cfg)
     cfg.hydra.overrides.hydra.extend(added)
     return cfg
+
+
+def set_parent(node: DictConfig, parent: DictConfig) -> None:
+    """Hang ``node`` under ``parent`` (OmegaConf's ``_set_parent``), so its interpolations
+    resolve against ``parent``'s root, without copying it."""
+    node._set_parent(parent)
 
 
 def config_loader(conf_dir: Path) -> ConfigLoaderImpl:

@@ -15,6 +15,8 @@ from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from nnexp import private_api
+
 if TYPE_CHECKING:  # Hydra imports every launcher plugin at start: nnexp.sweep.batch only once used
     from nnexp.sweep.batch import SweepJob, Trackers
 
@@ -116,7 +118,7 @@ class ComposingLauncher:
                 node.job[key] = job[key]
             node.overrides.task = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
             node.runtime.output_dir = config.hydra.runtime.output_dir
-        node._set_parent(config)
+        private_api.set_parent(node, config)
 
     @staticmethod
     def job_return(item: SweepJob) -> JobReturn:
