@@ -279,6 +279,7 @@ def test_runs_written_in_bulk_read_back_as_the_public_clients(tmp_path):
     from mlflow import MlflowClient
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert private_api.writes_in_bulk(client)
     experiment = client.create_experiment("contract")
     record = bulk_record("public")
     public = client.create_run(
@@ -327,5 +328,6 @@ def test_runs_in_bulk_are_refused_by_a_store_that_is_not_sql(tmp_path, monkeypat
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     client = MlflowClient((tmp_path / "mlruns").as_uri())
     experiment = client.create_experiment("files")
+    assert not private_api.writes_in_bulk(client)
     assert private_api.write_runs_in_bulk(client, experiment, [bulk_record("x")]) is None
     assert client.search_runs([experiment]) == []

@@ -48,6 +48,7 @@ __all__ = [
     "split_sweep",
     "submitit_usr_sig",
     "write_runs_in_bulk",
+    "writes_in_bulk",
 ]
 
 #: check(cfg, overrides) of every config Hydra's loader composes inside ``checked_composition``.
@@ -286,6 +287,21 @@ class RunRecord:
     datasets: list = field(default_factory=list)  # DatasetInput
 
 
+def writes_in_bulk(client: Any) -> bool:
+    """Whether ``write_runs_in_bulk`` writes into this client's store (an SQLite store)."""
+    return _bulk_store(client) is not None
+
+
+def _bulk_store(client: Any) -> Any:
+    """The client's ``SqlAlchemyStore`` if it is an SQLite one, else None."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    store = getattr(getattr(client, "_tracking_client", None), "store", None)
+    if isinstance(store, SqlAlchemyStore) and store.db_type == "sqlite":
+        return store
+    return None
+
+
 def write_runs_in_bulk(
     client: Any,
     experiment_id: str,
@@ -303,13 +319,12 @@ def write_runs_in_bulk(
     import sqlalchemy
     from mlflow.entities import LifecycleStage, RunStatus, RunTag, SourceType
     from mlflow.store.tracking.dbmodels import models
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
     from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME, MLFLOW_USER
     from mlflow.utils.uri import append_to_uri_path
     from mlflow.utils.validation import _validate_batch_log_data, _validate_dataset_inputs
 
-    store = getattr(getattr(client, "_tracking_client", None), "store", None)
-    if not isinstance(store, SqlAlchemyStore) or store.db_type != "sqlite":
+    store = _bulk_store(client)
+    if store is None:
         return None
     if not runs:
         return []
@@ -327,7 +342,7 @@ def write_runs_in_bulk(
     for run in runs:
         run_id = uuid.uuid4().hex
         artifact_uri = append_to_uri_path(
-            experiment.artifact_location, run_id, SqlAlchemyStore.ARTIFACTS_FOLDER_NAME
+            experiment.artifact_location, run_id, store.ARTIFACTS_FOLDER_NAME
         )
         tags = [RunTag(MLFLOW_RUN_NAME, run.name), *run.tags]
         metrics, params, tags = _validate_batch_log_data(run.metrics, run.params, tags)

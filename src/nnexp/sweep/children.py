@@ -1,4 +1,4 @@
-"""A batched sweep's child runs. In an SQL store (SQLite, PostgreSQL) a group that ended before
+"""A batched sweep's child runs. In an SQLite store a group that ended before
 its children were opened writes them all in one transaction (``write_all``: below MLflow's
 per-run floor); otherwise each child at that floor: one ``create_run`` with the dataset input,
 one ``log_batch`` (params, every curve point, status tags), the artifacts copied straight into
@@ -65,10 +65,8 @@ class ChildWriter:
         self.client = tracker.client
         self._inputs: dict[str, DatasetInput] = {}
         self._process_tags = {**context_tags(), **process_tags()}
-        #: Whether the store takes ``write_all`` in one transaction (an SQL store).
-        self.bulk = (
-            private_api.write_runs_in_bulk(self.client, self.tracker.experiment_id, []) is not None
-        )
+        #: Whether the store takes ``write_all`` in one transaction (an SQLite store).
+        self.bulk = private_api.writes_in_bulk(self.client)
 
     def dataset_input(self, dataset: Dataset) -> DatasetInput:
         """The training split as MLflow's dataset input (as ``mlflow.log_input`` builds it)."""
