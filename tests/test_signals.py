@@ -84,3 +84,16 @@ def test_training_stops_at_the_next_recorded_epoch_after_a_swallowed_signal(tmp_
         signal_inside_a_weakref_callback(signal.SIGINT, KeyboardInterrupt)
         fit(job, log, interactive=False)
     assert log.records == 0
+
+
+@pytest.mark.parametrize(("signum", "stop"), STOPS)
+def test_a_swallowed_signal_reaches_no_unraisable_hook_and_still_stops(signum, stop, monkeypatch):
+    """Python would print it as "Exception ignored … Traceback"; the stop is pending instead."""
+    reported = []
+    monkeypatch.setattr(sys, "unraisablehook", reported.append)
+    with pytest.raises(stop), signals_raise():
+        thing = Thing()
+        watch = weakref.ref(thing, lambda _: (os.kill(os.getpid(), signum), time.sleep(5)))
+        del thing
+        assert watch() is None
+    assert reported == []

@@ -6,6 +6,7 @@ second SIGTERM from ``timeout`` to its group, a second Ctrl-C) so the clean-up i
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -72,6 +73,8 @@ def signals_raise() -> Iterator[None]:
         yield
         return
     previous = {signum: signal.signal(signum, _on_signal) for signum in STOP_SIGNALS}
+    unraisable = sys.unraisablehook
+    sys.unraisablehook = _quiet_pending_stop(unraisable)
     _depth[0] += 1
     try:
         yield
@@ -83,8 +86,22 @@ def signals_raise() -> Iterator[None]:
         _depth[0] -= 1
         if _depth[0] == 0:
             _stopping.clear()
+        sys.unraisablehook = unraisable
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _quiet_pending_stop(previous: Callable) -> Callable:
+    """An unraisable-exception hook that prints nothing for a stop signal's exception Python
+    swallowed (raised while a weakref callback or ``__del__`` ran): it is pending, and
+    ``raise_pending`` raises it again where it is handled. Anything else goes to ``previous``."""
+
+    def hook(unraisable) -> None:
+        if _pending and isinstance(unraisable.exc_value, (KeyboardInterrupt, Terminated)):
+            return
+        previous(unraisable)
+
+    return hook
 
 
 @contextmanager
