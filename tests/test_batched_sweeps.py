@@ -6,6 +6,7 @@ SQLite stores; sweeps run in-process (``nnexp.train.main``), a subprocess only f
 
 from __future__ import annotations
 
+import itertools
 import signal
 import subprocess
 import sys
@@ -49,10 +50,13 @@ def nnexp_train(tmp_path: Path, monkeypatch, store: str):
         return batched(W1, *args, **kwargs)
 
     monkeypatch.setattr(groups.core, "train", counted)
+    sweeps = itertools.count()
 
     def run(*args: str) -> int:
         flags = [a for a in args if a.startswith("-")]
         overrides = [a for a in args if not a.startswith("-")]
+        if "-m" in flags:  # its own folder: two sweeps in one second share the timestamped one
+            overrides.append(f"hydra.sweep.dir=multirun/{next(sweeps)}")
         done = run_app("nnexp-train", *flags, f"tracking.uri={store}", *overrides, cwd=tmp_path)
         sys.stdout.write(done.stdout)
         sys.stderr.write(done.stderr)

@@ -86,16 +86,16 @@ class ComposingLauncher:
         return SweepJob(num, overrides, cfg, ctx, float(cfg.sweep.failed_objective))
 
     def job_config(self, overrides: list[str], num: int) -> tuple[DictConfig, Path]:
-        """The job's config (through the sweeper's loader) with its number and output folder,
-        HydraConfig made the job's; and that folder."""
+        """The job's config (through the sweeper's loader) with its number and output folder
+        (absolute, as Hydra's ``run_job`` makes it), HydraConfig made the job's; and that folder."""
         assert self.config is not None and self.hydra_context is not None
         config = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
         with open_dict(config):
             config.hydra.job.id = num
             config.hydra.job.num = num
-        output_dir = Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)
+        output_dir = (Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)).absolute()
         with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
-            config.hydra.runtime.output_dir = str(output_dir.absolute())
+            config.hydra.runtime.output_dir = str(output_dir)
         self._set_hydra_config(config)
         return config, output_dir
 
