@@ -55,7 +55,7 @@ def nnexp_train(tmp_path: Path, monkeypatch, store: str):
     def run(*args: str) -> int:
         flags = [a for a in args if a.startswith("-")]
         overrides = [a for a in args if not a.startswith("-")]
-        if "-m" in flags:  # its own folder: two sweeps in one second share the timestamped one
+        if "-m" in flags:  # relative to the launch folder: jobs still record absolute folders
             overrides.append(f"hydra.sweep.dir=multirun/{next(sweeps)}")
         done = run_app("nnexp-train", *flags, f"tracking.uri={store}", *overrides, cwd=tmp_path)
         sys.stdout.write(done.stdout)

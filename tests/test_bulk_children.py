@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import itertools
 import signal
 import sqlite3
 import subprocess
@@ -42,12 +41,8 @@ def nnexp_train(tmp_path: Path, monkeypatch, store: str):
     for name in ("HYDRA_FULL_ERROR", "MLFLOW_ENABLE_TELEMETRY", "DO_NOT_TRACK"):
         monkeypatch.delenv(name, raising=False)
 
-    sweeps = itertools.count()  # each its own folder: two sweeps in one second share the default
-
     def run(*args: str) -> int:
-        folder = f"hydra.sweep.dir=multirun/{next(sweeps)}"
-        argv = ["nnexp-train", "-m", f"tracking.uri={store}", folder, *args]
-        monkeypatch.setattr(sys, "argv", argv)
+        monkeypatch.setattr(sys, "argv", ["nnexp-train", "-m", f"tracking.uri={store}", *args])
         with pytest.raises(SystemExit) as ended:
             contextvars.copy_context().run(train.main)
         return ended.value.code

@@ -1,6 +1,6 @@
 """No file nnexp did not write is overwritten or deleted: a run or sweep folder over the user's
-files is refused before anything is written, two runs never share a folder, and a report's
-``--out`` never removes what appeared there while it rendered."""
+files is refused before anything is written, two runs or two sweeps never share a folder, and a
+report's ``--out`` never removes what appeared there while it rendered."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import all_runs, assert_one_line_error, run_app
+from conftest import all_runs, assert_one_line_error, run_app, sweep_runs
 from nnexp.errors import UserError
 from nnexp.report.output import write_atomically
 from nnexp.run.folders import MARK, take_run_dir, take_sweep_dir
@@ -71,13 +71,13 @@ def test_a_folder_holding_the_users_files_is_refused_and_left_as_it_was(tmp_path
     assert not (tmp_path / "project_1").exists()
 
 
-def test_a_sweep_folder_nnexp_wrote_is_taken_again_for_a_resume(tmp_path):
-    take_sweep_dir(tmp_path / "sweep")
-    (tmp_path / "sweep" / "0").mkdir()
-    take_sweep_dir(tmp_path / "sweep")
+def test_a_sweep_folder_taken_by_another_sweep_gives_the_next_free_name(tmp_path):
+    wanted = tmp_path / "multirun" / "2026-12-02" / "01-02-03"
+    taken = [take_sweep_dir(wanted) for _ in range(3)]
+    assert [p.name for p in taken] == ["01-02-03", "01-02-03_1", "01-02-03_2"]
     (tmp_path / "older").mkdir()
-    (tmp_path / "older" / SWEEP_FILE).write_text("{}")
-    take_sweep_dir(tmp_path / "older")
+    (tmp_path / "older" / SWEEP_FILE).write_text("{}")  # nnexp's, from before folders were marked
+    assert take_sweep_dir(tmp_path / "older") == tmp_path / "older"
 
 
 @pytest.mark.slow
@@ -108,6 +108,42 @@ def test_two_runs_into_one_folder_write_two_folders(tmp_path):
     for name in folders:
         assert (tmp_path / "outputs" / name / "weights.npz").is_file()
         assert (tmp_path / "outputs" / name / ".hydra" / "config.yaml").is_file()
+
+
+#: A folder name Hydra's override grammar would read otherwise if it were not quoted.
+ODD_NAME = "it's a {dir}, (x=1) ü"
+
+
+@pytest.mark.parametrize("tracked", [False, True], ids=["untracked", "tracked"])
+def test_two_sweeps_into_one_folder_write_two_folders(tmp_path, store, tracked):
+    """The second sweep (the same hydra.sweep.dir, or two started in the same second) writes
+    every job into ``NAME_1``; the first sweep's files are left as they were."""
+    wanted = tmp_path / ODD_NAME
+    args = [
+        "-m", "hydra.sweep.dir='" + str(tmp_path) + "/it\\'s a {dir}, (x=1) ü'",
+        f"tracking.uri={store}", f"tracking.enabled={tracked}", "tracking.log_model=false",
+        "optim.epochs=2", "seed=0,1",
+    ]  # fmt: skip
+    first = run_app("nnexp-train", *args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    before = snapshot(wanted)
+    second = run_app("nnexp-train", *args, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert snapshot(wanted) == before
+    moved = wanted.with_name(f"{ODD_NAME}_1")
+    for folder in (wanted, moved):
+        for job in ("0", "1"):
+            assert (folder / job / "weights.npz").is_file()
+            assert (folder / job / ".hydra" / "config.yaml").is_file()
+    if tracked:
+        parents, children = sweep_runs(store)
+        assert sorted(p.data.tags["nnexp.sweep_dir"] for p in parents) == sorted(
+            [str(wanted), str(moved)]
+        )
+        assert {str(Path(c.data.tags["nnexp.output_dir"]).parent) for c in children} == {
+            str(wanted),
+            str(moved),
+        }
 
 
 def test_a_folder_created_at_out_while_rendering_is_kept(tmp_path, monkeypatch):

@@ -1,8 +1,8 @@
 """The folders a run or sweep writes into, taken before Hydra writes anything there, so that no
 file nnexp did not write is overwritten: a folder is taken when it is new or empty, and marked
-(``.nnexp-output``) as nnexp's. A run whose folder is another run's (two runs started in the same
-second, or the same ``hydra.run.dir`` again) gets the next free ``NAME_1``, ``NAME_2`` … beside
-it; a folder holding anything else is refused with one line."""
+(``.nnexp-output``) as nnexp's. A run or sweep whose folder is another's (two started in the
+same second, or the same ``hydra.run.dir`` or ``hydra.sweep.dir`` again) gets the next free
+``NAME_1``, ``NAME_2`` … beside it; a folder holding anything else is refused with one line."""
 
 from __future__ import annotations
 
@@ -21,20 +21,22 @@ def take_run_dir(wanted: Path) -> Path:
     """The folder a single run writes into: ``wanted`` if it is new or empty, else the first free
     ``wanted_N`` when ``wanted`` is another nnexp folder; created and marked atomically, so two
     runs never share one. UserError if ``wanted`` holds files nnexp did not write."""
+    return _first_free(wanted, "hydra.run.dir", {MARK})
+
+
+def take_sweep_dir(wanted: Path) -> Path:
+    """The folder a sweep writes into, taken as ``take_run_dir`` takes a run's (a resumed sweep
+    finds its parent run in the store, not by its folder)."""
+    return _first_free(wanted, "hydra.sweep.dir", {MARK, SWEEP_FILE})
+
+
+def _first_free(wanted: Path, key: str, ours: set[str]) -> Path:
+    """``wanted``, or the first ``wanted_N`` beside it, that this process could take."""
     for n in range(MAX_SUFFIX):
         folder = wanted if n == 0 else wanted.with_name(f"{wanted.name}_{n}")
-        if _take(folder, "hydra.run.dir", {MARK}):
+        if _take(folder, key, ours):
             return folder
-    raise UserError(
-        f"{MAX_SUFFIX} runs already write beside {wanted}; set hydra.run.dir to a new folder"
-    )
-
-
-def take_sweep_dir(folder: Path) -> None:
-    """Create and mark a sweep's folder, or accept one nnexp already wrote (a resumed sweep's);
-    UserError if it holds files nnexp did not write. Two sweeps sharing one are told apart by the
-    tracked sweep's claim (``sweep_folder.claim``)."""
-    _take(folder, "hydra.sweep.dir", {MARK, SWEEP_FILE})
+    raise UserError(f"{MAX_SUFFIX} folders already taken beside {wanted}; set {key} to a new one")
 
 
 def _take(folder: Path, key: str, ours: set[str]) -> bool:

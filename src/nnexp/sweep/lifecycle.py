@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Quote, QuotedString
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
@@ -85,6 +86,23 @@ def sweep_key(config: DictConfig, axes: dict[str, str]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
+def move_sweep(config: DictConfig, folder: Path) -> None:
+    """Make ``folder`` the sweep's ``hydra.sweep.dir``: in the sweep's config, and in the Hydra
+    overrides every job's config is composed with, whichever launcher composes it."""
+    kept = [o for o in config.hydra.overrides.hydra if not o.startswith("hydra.sweep.dir=")]
+    with read_write(config.hydra), open_dict(config.hydra):
+        config.hydra.sweep.dir = str(folder)
+        config.hydra.overrides.hydra = [
+            *kept,
+            f"hydra.sweep.dir={literal_value(str(folder))}",
+        ]
+
+
+def literal_value(text: str) -> str:
+    """``text`` quoted as an override's value that Hydra's grammar parses back to ``text``."""
+    return QuotedString(text=text, quote=Quote.single).with_quotes()
+
+
 def write_failure(output_dir: Path, overrides: list[str], reason: str) -> None:
     """Mark a failed sweep job in its output folder, for the sweep's exit code."""
     record = {"overrides": [redact(o) for o in overrides], "reason": redact(reason)}
@@ -106,11 +124,13 @@ class Sweep:
     def open(self, config: DictConfig) -> None:
         """Take the sweep's folder (refused if it holds the user's files), create (or, with
         sweep.resume=true, reopen) the parent run; start the progress line."""
-        sweep_dir = Path(config.hydra.sweep.dir)
+        wanted = Path(config.hydra.sweep.dir)
         try:
-            output_folders.take_sweep_dir(sweep_dir)
+            sweep_dir = output_folders.take_sweep_dir(wanted)
         except UserError as err:
             raise SweepAborted(err) from None
+        if sweep_dir != wanted:
+            move_sweep(config, sweep_dir)
         sweep_folder.clear_stop(sweep_dir)
         self.sweep_dir = sweep_dir
         loky_tracker.start_for(config)
