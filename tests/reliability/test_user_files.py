@@ -114,15 +114,23 @@ def test_two_runs_into_one_folder_write_two_folders(tmp_path):
 ODD_NAME = "it's a {dir}, (x=1) ü"
 
 
-@pytest.mark.parametrize("tracked", [False, True], ids=["untracked", "tracked"])
-def test_two_sweeps_into_one_folder_write_two_folders(tmp_path, store, tracked):
+@pytest.mark.parametrize(
+    ("launcher", "tracked"),
+    [
+        ("nnexp", False),
+        ("nnexp", True),
+        pytest.param("joblib", True, marks=pytest.mark.slow),  # Hydra's, composing in workers
+    ],
+    ids=["untracked", "tracked", "joblib"],
+)
+def test_two_sweeps_into_one_folder_write_two_folders(tmp_path, store, launcher, tracked):
     """The second sweep (the same hydra.sweep.dir, or two started in the same second) writes
     every job into ``NAME_1``; the first sweep's files are left as they were."""
     wanted = tmp_path / ODD_NAME
     args = [
         "-m", "hydra.sweep.dir='" + str(tmp_path) + "/it\\'s a {dir}, (x=1) ü'",
-        f"tracking.uri={store}", f"tracking.enabled={tracked}", "tracking.log_model=false",
-        "optim.epochs=2", "seed=0,1",
+        f"hydra/launcher={launcher}", f"tracking.uri={store}", f"tracking.enabled={tracked}",
+        "tracking.log_model=false", "optim.epochs=2", "seed=0,1",
     ]  # fmt: skip
     first = run_app("nnexp-train", *args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
