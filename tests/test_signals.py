@@ -97,3 +97,40 @@ def test_a_swallowed_signal_reaches_no_unraisable_hook_and_still_stops(signum, s
         del thing
         assert watch() is None
     assert reported == []
+
+
+def test_a_stop_signal_during_a_database_write_waits_for_its_commit_and_the_run_ends_killed(
+    store, monkeypatch
+):
+    """SIGTERM arrives while a batch of points is being written into an SQLite store: the write
+    is not cut (cut inside its transaction, it once left the store locked by the process itself,
+    and the run stayed RUNNING); the signal then stops the run, which ends KILLED."""
+    from mlflow.tracking import MlflowClient
+
+    from nnexp.tracking.run import open_run
+    from nnexp.tracking.store import open_store
+
+    opened = open_store(store, "signals")
+    write, entered, written = MlflowClient.log_batch, [], []
+
+    def signalled(self, run_id, metrics=(), *args, **kwargs):
+        if metrics:
+            entered.append(len(metrics))
+        if len(entered) == 1 and not written:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.5)  # the handler runs in here, inside the write
+            written.append(len(metrics))
+        return write(self, run_id, metrics, *args, **kwargs)
+
+    monkeypatch.setattr(MlflowClient, "log_batch", signalled)
+    with (
+        pytest.raises(Terminated),
+        open_run(opened.client, opened.experiment_id, "r", None, {}) as log,
+    ):
+        run_id = log.run_id
+        log.metrics(0, {"train_cost": 1.0})
+        log.flush()
+    assert entered == written == [1]  # written by the first call, not again by the close
+    run = opened.client.get_run(run_id)
+    assert run.info.status == "KILLED" and run.data.tags["nnexp.status"] == "killed"
+    assert [m.value for m in opened.client.get_metric_history(run_id, "train_cost")] == [1.0]

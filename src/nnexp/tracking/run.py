@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
 
 import mlflow
@@ -18,8 +18,9 @@ from nnexp.errors import TrainingDiverged, UserError
 from nnexp.provenance import machine
 from nnexp.provenance import source as provenance
 from nnexp.safety.privacy import redact, redact_values
-from nnexp.signals import Terminated, signals_raise
+from nnexp.signals import Terminated, signals_deferred, signals_raise
 from nnexp.tracking.store import explain, store_errors
+from nnexp.tracking.uri import scheme_of
 from nnexp.tracking.vocabulary import (
     BLAS_THREADS_TAG,
     CODE_VERSION_TAG,
@@ -76,19 +77,26 @@ class RunLog:
         self._points: list[Metric] = []
         self._last_flush = time.monotonic()
 
+    def _batch(self, **items: list) -> None:
+        """One ``log_batch``, which a stop signal does not cut on a database store (cut inside
+        its transaction, it left SQLite locked by this very process, so the run could not be
+        closed KILLED): the signal raises once the write is done. A server's request is cut."""
+        with uncut_writes(self.client.tracking_uri):
+            self.client.log_batch(self.run_id, **items)
+
     def params(self, params: Mapping[str, object]) -> None:
         """Log parameters (redacted), 100 per call."""
         items = [Param(key, value) for key, value in redact_values(params).items()]
         with store_errors(self.client.tracking_uri):
             for start in range(0, len(items), MAX_PARAMS):
-                self.client.log_batch(self.run_id, params=items[start : start + MAX_PARAMS])
+                self._batch(params=items[start : start + MAX_PARAMS])
 
     def tags(self, tags: Mapping[str, object]) -> None:
         """Set tags (redacted), 100 per call."""
         items = [RunTag(key, value) for key, value in redact_values(tags).items()]
         with store_errors(self.client.tracking_uri):
             for start in range(0, len(items), MAX_TAGS):
-                self.client.log_batch(self.run_id, tags=items[start : start + MAX_TAGS])
+                self._batch(tags=items[start : start + MAX_TAGS])
 
     def metrics(self, step: int, values: Mapping[str, float]) -> None:
         """Queue one point per metric at ``step``; sent 1000 at a time or every FLUSH_SECONDS."""
@@ -103,8 +111,9 @@ class RunLog:
         with store_errors(self.client.tracking_uri):
             while self._points or items:
                 batch, last = self._points[:MAX_METRICS], len(self._points) <= MAX_METRICS
-                self.client.log_batch(self.run_id, metrics=batch, tags=items if last else [])
-                del self._points[:MAX_METRICS]
+                with uncut_writes(self.client.tracking_uri):  # and its points counted as sent
+                    self.client.log_batch(self.run_id, metrics=batch, tags=items if last else [])
+                    del self._points[:MAX_METRICS]
                 items = [] if last else items
         self._last_flush = time.monotonic()
 
@@ -112,6 +121,12 @@ class RunLog:
         """Upload one file into the run's artifacts (under ``folder``)."""
         with store_errors(self.client.tracking_uri):
             self.client.log_artifact(self.run_id, str(path), folder)
+
+
+def uncut_writes(uri: str) -> AbstractContextManager:
+    """Around a write into the store at ``uri``: a database store's write is not cut by a stop
+    signal (``signals_deferred``); a tracking server's is."""
+    return nullcontext() if scheme_of(uri) in ("http", "https") else signals_deferred()
 
 
 @contextmanager
