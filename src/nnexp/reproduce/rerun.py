@@ -28,7 +28,7 @@ from nnexp.run.job import JobContext
 from nnexp.run.recipe import train
 from nnexp.run.weights import check_stored_weights, read_stored_weights
 from nnexp.safety.logged_yaml import read_mapping
-from nnexp.tracking.uri import scheme_of
+from nnexp.tracking.uri import is_server
 from nnexp.tracking.vocabulary import (
     BLAS_THREADS_TAG,
     CODE_VERSION_TAG,
@@ -108,7 +108,7 @@ def logged_config(client: MlflowClient, run: Run, uri: str, folder: Path) -> Dic
     from nnexp.tracking.store import store_errors
 
     run_id, artifacts = run.info.run_id, run.info.artifact_uri
-    if artifacts.startswith("mlflow-artifacts:") and scheme_of(uri) not in ("http", "https"):
+    if artifacts.startswith("mlflow-artifacts:") and not is_server(uri):
         raise UserError(
             f"run {run_id} keeps its artifacts on a tracking server ({artifacts}), and only "
             "that server can hand them out: pass its address, --tracking-uri http://HOST:PORT"

@@ -17,6 +17,7 @@ from nnexp.tracking import sweep as sweeps
 from nnexp.tracking.model import log_model
 from nnexp.tracking.run import RunLog, code_tags, open_run, record_failed_run
 from nnexp.tracking.store import open_store, store_errors
+from nnexp.tracking.uri import is_server
 from nnexp.tracking.vocabulary import RUN_TYPE_TAG, final_cost
 
 
@@ -128,7 +129,7 @@ class JobTracker:
 
     def ui_hint(self, run_id: str | None) -> str:
         """How to look at the run: the exact `mlflow ui` command, or the server's page."""
-        if self.uri.startswith(("http://", "https://")):
+        if is_server(self.uri):
             page = f"#/experiments/{self.experiment_id}/runs/{run_id}"
             return f"open {self.client.tracking_uri}/{page}"
         return f"view: {mlflow_command()} ui --backend-store-uri {self.uri}"

@@ -20,7 +20,7 @@ from nnexp.provenance import source as provenance
 from nnexp.safety.privacy import redact, redact_values
 from nnexp.signals import Terminated, signals_deferred, signals_raise
 from nnexp.tracking.store import explain, store_errors
-from nnexp.tracking.uri import scheme_of
+from nnexp.tracking.uri import is_server
 from nnexp.tracking.vocabulary import (
     BLAS_THREADS_TAG,
     CODE_VERSION_TAG,
@@ -78,9 +78,7 @@ class RunLog:
         self._last_flush = time.monotonic()
 
     def _batch(self, **items: list) -> None:
-        """One ``log_batch``, which a stop signal does not cut on a database store (cut inside
-        its transaction, it left SQLite locked by this very process, so the run could not be
-        closed KILLED): the signal raises once the write is done. A server's request is cut."""
+        """One ``log_batch``, not cut by a stop signal on a database store (``uncut_writes``)."""
         with uncut_writes(self.client.tracking_uri):
             self.client.log_batch(self.run_id, **items)
 
@@ -124,9 +122,11 @@ class RunLog:
 
 
 def uncut_writes(uri: str) -> AbstractContextManager:
-    """Around a write into the store at ``uri``: a database store's write is not cut by a stop
-    signal (``signals_deferred``); a tracking server's is."""
-    return nullcontext() if scheme_of(uri) in ("http", "https") else signals_deferred()
+    """Around a write into the store at ``uri``: on a database store a stop signal raises once
+    the write is done (``signals_deferred``; cut inside its transaction, it left SQLite locked by
+    this very process, so the run could not be closed KILLED); a tracking server's request is
+    cut at once, so Ctrl-C stays prompt when a server hangs."""
+    return nullcontext() if is_server(uri) else signals_deferred()
 
 
 @contextmanager

@@ -44,6 +44,11 @@ def scheme_of(uri: str) -> str:
     return urlsplit(uri).scheme.split("+")[0]
 
 
+def is_server(uri: str) -> bool:
+    """Whether ``uri`` names a tracking server (http or https), not a database."""
+    return scheme_of(uri) in ("http", "https")
+
+
 def check_scheme(uri: str) -> None:
     """Reject the file store (refused by MLflow 3) and unknown schemes, saying what to use."""
     scheme = scheme_of(uri)
