@@ -1,7 +1,8 @@
 """A tracked sweep's claim on its folder: the sweep file (``.nnexp_sweep.json``), created empty
-before anything is imported from MLflow or logged, so a second sweep into the same folder is
-refused at once; filled by ``tracking.sweep.SweepInfo.save`` once the parent run exists. And
-the sweep's stop marker (``.nnexp_stop``), which every job looks for before it starts."""
+before anything is imported from MLflow or logged, so a folder another sweep already claimed
+(one taken before folders were marked, see ``run.folders``) is refused at once; filled by
+``tracking.sweep.SweepInfo.save`` once the parent run exists. And the sweep's stop marker
+(``.nnexp_stop``), which every job looks for before it starts."""
 
 from __future__ import annotations
 
@@ -21,8 +22,7 @@ def claim(sweep_dir: Path) -> None:
         (sweep_dir / SWEEP_FILE).open("x").close()
     except FileExistsError:
         raise UserError(
-            f"another sweep already writes into {sweep_dir}; wait a second or set "
-            "hydra.sweep.dir to a new folder"
+            f"another sweep already writes into {sweep_dir}; set hydra.sweep.dir to a new folder"
         ) from None
 
 
