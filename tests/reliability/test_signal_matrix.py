@@ -31,17 +31,21 @@ AXIS = "model.hidden=48,49,50,51,52"
 
 
 def start_sweep(
-    tmp_path: Path, store: str, launcher: str, wrapper: tuple[str, ...] = ()
+    tmp_path: Path,
+    store: str,
+    launcher: str,
+    wrapper: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen:
-    """The sweep (under ``wrapper``) in a new session (its own process group), SIGINT at its
-    default action as in a terminal (a test run in the background inherits it ignored)."""
+    """The sweep (under ``wrapper``, in ``env``) in a new session (its own process group), SIGINT
+    at its default action as in a terminal (a test run in the background inherits it ignored)."""
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return subprocess.Popen(
             [*wrapper, str(BIN / "nnexp-train"), "-m", f"tracking.uri={store}", *FAULT_JOB, AXIS]
             + LAUNCHERS[launcher],
             cwd=tmp_path,
-            env=clean_env(),
+            env=env if env is not None else clean_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -81,6 +85,21 @@ def test_timeout_ends_the_sweep_and_every_child(tmp_path, store, launcher):
     """``timeout`` sends its signal to the sweep's launching process, then again to the whole
     group: the second one must not cut the first one's clean-up short."""
     process = start_sweep(tmp_path, store, launcher, wrapper=("timeout", "3600"))
+    stop_and_check(process, store, tmp_path, signal.SIGTERM, group=False)
+
+
+def test_a_joblib_sweep_ends_when_the_signal_also_kills_a_helper_its_workers_start(tmp_path, store):
+    """``timeout``'s second signal reaches every process in the group, short-lived helpers too.
+    joblib (loky) without psutil ran ``pgrep`` to find its workers' children as it ended them;
+    killed by that signal, the worker was never ended and the sweep hung at exit. Here every
+    ``pgrep`` dies by SIGTERM, so the race is lost every time."""
+    helpers = tmp_path / "bin"
+    helpers.mkdir()
+    pgrep = helpers / "pgrep"
+    pgrep.write_text("#!/bin/sh\nkill -TERM $$\n")
+    pgrep.chmod(0o755)
+    env = clean_env(PATH=f"{helpers}{os.pathsep}{os.environ['PATH']}")
+    process = start_sweep(tmp_path, store, "joblib", env=env)
     stop_and_check(process, store, tmp_path, signal.SIGTERM, group=False)
 
 
