@@ -4,6 +4,7 @@ stops, a full or read-only artifact disk. Each ends in a clear state and a clear
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import signal
 import subprocess
@@ -124,6 +125,29 @@ def test_sigkill_leaves_running_runs_that_repair_kills_and_resume_completes(tmp_
     assert finished == ["48", "49", "50"]
 
 
+@pytest.mark.parametrize(("chosen", "after"), [(None, "0"), ("1", "1")])
+def test_a_refused_request_ends_the_retries_of_later_ones_unless_the_user_chose_them(
+    monkeypatch, chosen, after
+):
+    """In-process against a port nobody listens on: the first request is retried (nnexp's
+    default, 2), then refused; later requests of the process try once. A user's own setting
+    stays."""
+    from nnexp.errors import StoreFailed
+    from nnexp.tracking.store import RETRIES, open_store, store_errors
+
+    if chosen is None:
+        monkeypatch.delenv(RETRIES, raising=False)
+    else:
+        monkeypatch.setenv(RETRIES, chosen)
+    uri = f"http://127.0.0.1:{free_port()}"
+    client = open_store(uri).client
+    assert os.environ[RETRIES] == (chosen or "2")
+    refused = pytest.raises(StoreFailed, match=r"stopped answering \(connection refused\)")
+    with refused, store_errors(uri):
+        client.get_run("0" * 32)
+    assert os.environ[RETRIES] == after
+
+
 def test_server_that_stops_mid_sweep_fails_jobs_clearly_and_resume_completes(
     tmp_path, empty_store_file
 ):
@@ -141,9 +165,14 @@ def test_server_that_stops_mid_sweep_fails_jobs_clearly_and_resume_completes(
         out, err = process.communicate(timeout=600)  # a hang detector: no job may wait forever
         assert process.returncode == 1, out + err
         assert "Traceback" not in err
+        assert "Warning" not in err, "a callback raised (Hydra warns) instead of saying why"
+        assert "Retrying" not in out, "urllib3's retries are logged beside nnexp's one line"
         assert "stopped answering" in err or "cannot reach the MLflow server" in err
         failed_jobs = [line for line in err.splitlines() if ") failed: " in line]
         assert len(failed_jobs) == 2, err
+        parent_left = err.splitlines()[-2]
+        assert parent_left.startswith("error: could not end sweep parent"), err
+        assert "`nnexp runs repair`" in parent_left
 
         server.start()
         done = run_app(

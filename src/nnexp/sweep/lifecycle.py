@@ -21,7 +21,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from nnexp import console
-from nnexp.errors import RUN_FAILED, UserError, first_line
+from nnexp.errors import RUN_FAILED, StoreFailed, UserError, first_line
 from nnexp.private_api import split_sweep
 from nnexp.run import folders as output_folders
 from nnexp.safety.privacy import redact
@@ -204,10 +204,17 @@ class Sweep:
         children still RUNNING once their processes are gone (or after a grace period)."""
         self._stop_progress()
         info, self.info = self.info, None
-        if info is not None:
-            from nnexp.tracking.sweep import abort_sweep
+        if info is None:
+            return
+        from nnexp.tracking.sweep import abort_sweep
 
+        try:
             abort_sweep(info, status, reason)
+        except StoreFailed as err:
+            console.error(
+                f"could not end sweep parent {info.parent_run_id} {status}: {err}; "
+                "`nnexp runs repair` fixes its status once the store is reachable again"
+            )
 
     def _stop_progress(self) -> None:
         progress, self.progress = self.progress, None

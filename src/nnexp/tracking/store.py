@@ -19,11 +19,15 @@ from nnexp.errors import StoreFailed, UserError, first_line
 from nnexp.safety.privacy import redact
 from nnexp.tracking.uri import split_credentials, sqlite_file
 
+#: How MLflow words a request that no server listened to (after all its retries).
+REFUSED = "Connection refused"
+#: The MLflow setting of how many times a failed request to a server is retried.
+RETRIES = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
 #: MLflow settings nnexp needs unless the user set them: fail within seconds, not minutes, when a
 #: tracking server stops answering; no progress bars; a model states its own exact requirements
 #: (MLflow would otherwise copy the uv.lock of whatever uv project the job was launched from).
 MLFLOW_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    RETRIES: "2",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
@@ -31,6 +35,7 @@ MLFLOW_DEFAULTS = {
     "MLFLOW_UV_AUTO_DETECT": "false",
 }
 NOISY_LOGGERS = (
+    "urllib3.connectionpool",
     "mlflow.tracking.fluent",
     "mlflow.pyfunc",
     "mlflow.models",
@@ -151,6 +156,8 @@ def store_errors(uri: str) -> Iterator[None]:
     try:
         yield
     except MlflowException as err:
+        if REFUSED in str(err):
+            stop_retrying()
         cause = _database_gone(uri) or explain(err)
         raise StoreFailed(f"the MLflow store at {redact(uri)} failed: {cause}") from None
     except OSError as err:
@@ -159,6 +166,15 @@ def store_errors(uri: str) -> Iterator[None]:
             f"cannot write the run's artifacts for {redact(uri)}: {err.strerror or err}{where}; "
             "free space or fix the folder's permissions"
         ) from None
+
+
+def stop_retrying() -> None:
+    """Once a server refused a request through all its retries, this process's (and its later
+    workers') requests try once, unless the user chose the retries: a server that refuses is
+    down, not busy, and each retry only put off the failure (~2.5 s a request, paid again by each
+    remaining job of a sweep and by its summary)."""
+    if os.environ.get(RETRIES) == MLFLOW_DEFAULTS[RETRIES]:
+        os.environ[RETRIES] = "0"
 
 
 def _database_gone(uri: str) -> str | None:
@@ -176,7 +192,7 @@ def _database_gone(uri: str) -> str | None:
 
 #: Phrases of common low-level failures, and how they read to a user: the cause and the fix.
 EXPLAINED = {
-    "Connection refused": "the server stopped answering (connection refused)",
+    REFUSED: "the server stopped answering (connection refused)",
     "Read timed out": "the server did not answer in time",
     "No space left on device": "no space left on the device; free space there",
     "database or disk is full": "no space left on the database's device; free space there",

@@ -23,7 +23,7 @@ from nnexp.tracking.model import has_model_inputs, log_model
 from nnexp.tracking.queries import children, latest
 from nnexp.tracking.repair import process_alive, why_dead
 from nnexp.tracking.run import RunLog, code_tags, end_run, process_tags, record_failed_run
-from nnexp.tracking.store import open_store
+from nnexp.tracking.store import open_store, store_errors
 from nnexp.tracking.sweep_file import SWEEP_FILE
 from nnexp.tracking.vocabulary import (
     BEST_MODEL_TAG,
@@ -256,7 +256,13 @@ class SweepSummary:
 
 def finish_sweep(info: SweepInfo, sweep_dir: Path) -> SweepSummary:
     """Summarise the children into the parent, log the best child's model on it (unless
-    tracking.log_model=false) and end it FINISHED, or FAILED if any job failed."""
+    tracking.log_model=false) and end it FINISHED, or FAILED if any job failed; StoreFailed if
+    the store fails."""
+    with store_errors(info.tracking_uri):
+        return _finish(info, sweep_dir)
+
+
+def _finish(info: SweepInfo, sweep_dir: Path) -> SweepSummary:
     client = open_store(info.tracking_uri).client
     parent = client.get_run(info.parent_run_id)
     skipped = {
@@ -386,7 +392,13 @@ def write_summary_csv(summary: SweepSummary, axes: dict[str, str], path: Path) -
 def abort_sweep(info: SweepInfo, status: str, reason: str) -> None:
     """End a parent whose sweep stopped before its end (an error, a stop signal), after its
     children still RUNNING: each ends itself once told to stop, so the ones whose process still
-    lives on this host get STOP_GRACE_S to do so; the rest end KILLED here."""
+    lives on this host get STOP_GRACE_S to do so; the rest end KILLED here. StoreFailed if the
+    store fails."""
+    with store_errors(info.tracking_uri):
+        _abort(info, status, reason)
+
+
+def _abort(info: SweepInfo, status: str, reason: str) -> None:
     client = open_store(info.tracking_uri).client
     deadline = time.monotonic() + STOP_GRACE_S
     while True:
