@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clusters.grid import GRID, by_config, curves, weights
+from clusters.grid import CONFIGS, GRID, by_config, curves, weights
 from clusters.ray_head import ray_head  # noqa: F401 (the session fixture)
 from conftest import BIN, run_cli, sweep_runs, wait_for
 
@@ -49,7 +49,7 @@ def test_a_group_is_one_ray_task_and_its_children_equal_each_config_run_as_its_o
     tmp_path,
     empty_store_file,
 ):
-    """The 12-config grid in 2 shapes as 2 Ray tasks against the same grid as 12 tasks of one
+    """The 8-config grid in 2 shapes as 2 Ray tasks against the same grid as 8 tasks of one
     job each (``batch=false``: hydra-ray-launcher's run_job per config): every child FINISHED
     with the same curves, bit for bit, and the same weights."""
     took = {}
@@ -71,11 +71,12 @@ def test_a_group_is_one_ray_task_and_its_children_equal_each_config_run_as_its_o
         )
         took[name] = time.monotonic() - began
         assert done.returncode == 0, done.stdout + done.stderr
-    print(f"12 configs: {took['alone']:.1f} s as 12 Ray tasks, {took['grouped']:.1f} s as 2")
-    assert "Submitting 12 jobs as 2 Ray tasks" in done.stdout + done.stderr
+    alone_s, grouped_s = took["alone"], took["grouped"]
+    print(f"{CONFIGS} configs: {alone_s:.1f} s as {CONFIGS} Ray tasks, {grouped_s:.1f} s as 2")
+    assert f"Submitting {CONFIGS} jobs as 2 Ray tasks" in done.stdout + done.stderr
     grouped_store, alone_store = (f"sqlite:///{tmp_path}/{n}.db" for n in ("grouped", "alone"))
     grouped, single = by_config(grouped_store), by_config(alone_store)
-    assert len(grouped) == 12 and grouped.keys() == single.keys()
+    assert len(grouped) == CONFIGS and grouped.keys() == single.keys()
     for config, child in grouped.items():
         assert child.info.status == "FINISHED", config
         assert curves(grouped_store, child) == curves(alone_store, single[config]), config

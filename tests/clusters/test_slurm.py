@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clusters.grid import GRID, by_config, curves, weights
+from clusters.grid import CONFIGS, GRID, PER_SHAPE, by_config, curves, weights
 from clusters.slurm_cluster import SlurmCluster, slurm  # noqa: F401 (the session fixture)
 from conftest import (
     BIN,
@@ -142,7 +142,7 @@ def running_task(cluster: SlurmCluster, index: str) -> str | None:
 
 
 def grid_sweep(folder: Path, name: str, *args: str, store: str | None = None) -> list[str]:
-    """The command line of the 12-config grid on the cluster, into the sweep folder ``name`` and
+    """The command line of the 8-config grid on the cluster, into the sweep folder ``name`` and
     the store ``store``.db (``name``.db) in ``folder``."""
     return [
         str(BIN / "nnexp-train"),
@@ -179,7 +179,7 @@ def test_a_group_is_one_task_and_its_children_equal_each_config_run_as_its_own_t
     tmp_path,
     empty_store_file,
 ):
-    """The grid as 2 tasks (one per shape) against the same grid as 12 tasks of one job each
+    """The grid as 2 tasks (one per shape) against the same grid as 8 tasks of one job each
     (``batch=false``: each config trained alone by Hydra's run_job on the node): every child
     FINISHED, with the same curves, bit for bit, and the same weights."""
     empty_stores(empty_store_file, tmp_path, "alone", "grouped")
@@ -191,16 +191,16 @@ def test_a_group_is_one_task_and_its_children_equal_each_config_run_as_its_own_t
     done = run(slurm, grid_sweep(tmp_path, "grouped"), tmp_path)
     grouped_s = time.monotonic() - began
     assert done.returncode == 0, done.stdout + done.stderr
-    print(f"12 configs: {alone_s:.1f} s as 12 SLURM tasks, {grouped_s:.1f} s as 2")
-    assert "Submitting 12 jobs as 2 SLURM tasks" in done.stderr + done.stdout
+    print(f"{CONFIGS} configs: {alone_s:.1f} s as {CONFIGS} SLURM tasks, {grouped_s:.1f} s as 2")
+    assert f"Submitting {CONFIGS} jobs as 2 SLURM tasks" in done.stderr + done.stdout
     tasks = submitted_tasks(tmp_path / "grouped")
-    assert len(tasks) == 2 and len(submitted_tasks(tmp_path / "alone")) == 12
+    assert len(tasks) == 2 and len(submitted_tasks(tmp_path / "alone")) == CONFIGS
     assert wait_for(lambda: ended_states(slurm, tasks), timeout=60) == {"COMPLETED"}
     grouped, single = (
         by_config(f"sqlite:///{tmp_path}/grouped.db"),
         by_config(f"sqlite:///{tmp_path}/alone.db"),
     )
-    assert len(grouped) == 12 and grouped.keys() == single.keys()
+    assert len(grouped) == CONFIGS and grouped.keys() == single.keys()
     for config, child in grouped.items():
         assert child.info.status == "FINISHED", config
         assert child.data.tags["nnexp.config_hash"] == single[config].data.tags["nnexp.config_hash"]
@@ -217,9 +217,9 @@ def test_a_lost_task_fails_its_group_alone_and_resume_resubmits_only_it(
     tmp_path,
     empty_store_file,
 ):
-    """Task 0 (one shape's 6 configs) waits in its setup line and is cancelled; task 1 trains:
-    6 KILLED children with SLURM's reason, 6 FINISHED. The resumed sweep submits one task of the
-    6 lost configs, and every config ends FINISHED."""
+    """Task 0 (one shape's 4 configs) waits in its setup line and is cancelled; task 1 trains:
+    4 KILLED children with SLURM's reason, 4 FINISHED. The resumed sweep submits one task of the
+    4 lost configs, and every config ends FINISHED."""
     gate = tmp_path / "gate"
     (tmp_path / "gate_1").touch()
     empty_stores(empty_store_file, tmp_path, "sweep")
@@ -243,12 +243,14 @@ def test_a_lost_task_fails_its_group_alone_and_resume_resubmits_only_it(
     assert process.returncode == 1, out + err
     assert "Traceback" not in out + err
     lost = [line for line in err.splitlines() if " lost: " in line]
-    assert len(lost) == 6 and all(f"SLURM job {cancelled} ended CANCELLED" in line for line in lost)
+    assert len(lost) == PER_SHAPE and all(
+        f"SLURM job {cancelled} ended CANCELLED" in line for line in lost
+    )
     store = f"sqlite:///{tmp_path}/sweep.db"
     children = by_config(store)
     killed = [c for c in children.values() if c.info.status == "KILLED"]
     finished = [c for c in children.values() if c.info.status == "FINISHED"]
-    assert len(killed) == 6 and len(finished) == 6
+    assert len(killed) == PER_SHAPE and len(finished) == PER_SHAPE
     assert len({c.data.params["model.hidden"] for c in killed}) == 1
     assert all("CANCELLED" in c.data.tags["nnexp.error"] for c in killed)
     assert all(f"{tmp_path}/sweep/" in c.data.tags["nnexp.output_dir"] for c in killed)
@@ -257,11 +259,11 @@ def test_a_lost_task_fails_its_group_alone_and_resume_resubmits_only_it(
     resumed = grid_sweep(tmp_path, "resumed", "sweep.resume=true", store="sweep")
     done = run(slurm, resumed, tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "Submitting 6 jobs as 1 SLURM tasks" in done.stderr + done.stdout
+    assert f"Submitting {PER_SHAPE} jobs as 1 SLURM tasks" in done.stderr + done.stdout
     assert len(submitted_tasks(tmp_path / "resumed")) == 1
     parents, children = sweep_runs(store)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    assert parents[0].data.metrics["children_skipped"] == 6
+    assert parents[0].data.metrics["children_skipped"] == PER_SHAPE
     keys = ("model.hidden", "optim.lr", "seed")
     again = [c for c in children if "/resumed/" in c.data.tags["nnexp.output_dir"]]
     assert sorted(tuple(c.data.params[k] for k in keys) for c in again) == sorted(
