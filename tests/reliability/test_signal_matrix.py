@@ -83,23 +83,18 @@ def test_a_stop_signal_ends_the_sweep_and_every_child(tmp_path, store, launcher,
 @pytest.mark.parametrize("launcher", list(LAUNCHERS))
 def test_timeout_ends_the_sweep_and_every_child(tmp_path, store, launcher):
     """``timeout`` sends its signal to the sweep's launching process, then again to the whole
-    group: the second one must not cut the first one's clean-up short."""
-    process = start_sweep(tmp_path, store, launcher, wrapper=("timeout", "3600"))
-    stop_and_check(process, store, tmp_path, signal.SIGTERM, group=False)
-
-
-def test_a_joblib_sweep_ends_when_the_signal_also_kills_a_helper_its_workers_start(tmp_path, store):
-    """``timeout``'s second signal reaches every process in the group, short-lived helpers too.
-    joblib (loky) without psutil ran ``pgrep`` to find its workers' children as it ended them;
-    killed by that signal, the worker was never ended and the sweep hung at exit. Here every
-    ``pgrep`` dies by SIGTERM, so the race is lost every time."""
+    group: the second one must not cut the first one's clean-up short, and it reaches every
+    process in the group, short-lived helpers too. joblib (loky) without psutil ran ``pgrep`` to
+    find its workers' children as it ended them; killed by that second signal, the worker was
+    never ended and the sweep hung at exit. Here every ``pgrep`` dies by SIGTERM, so that race
+    is lost every time rather than now and then."""
     helpers = tmp_path / "bin"
     helpers.mkdir()
     pgrep = helpers / "pgrep"
     pgrep.write_text("#!/bin/sh\nkill -TERM $$\n")
     pgrep.chmod(0o755)
     env = clean_env(PATH=f"{helpers}{os.pathsep}{os.environ['PATH']}")
-    process = start_sweep(tmp_path, store, "joblib", env=env)
+    process = start_sweep(tmp_path, store, launcher, wrapper=("timeout", "3600"), env=env)
     stop_and_check(process, store, tmp_path, signal.SIGTERM, group=False)
 
 
