@@ -21,7 +21,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from nnexp import console
-from nnexp.errors import RUN_FAILED, StoreFailed, UserError, first_line
+from nnexp.errors import RUN_FAILED, UserError, first_line
 from nnexp.private_api import split_sweep
 from nnexp.run import folders as output_folders
 from nnexp.safety.privacy import redact
@@ -210,7 +210,7 @@ class Sweep:
 
         try:
             abort_sweep(info, status, reason)
-        except StoreFailed as err:
+        except UserError as err:
             console.error(
                 f"could not end sweep parent {info.parent_run_id} {status}: {err}; "
                 "`nnexp runs repair` fixes its status once the store is reachable again"
