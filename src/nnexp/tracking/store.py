@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from nnexp.errors import StoreFailed, UserError, first_line
 from nnexp.safety.privacy import redact
-from nnexp.tracking.uri import split_credentials, sqlite_file
+from nnexp.tracking.uri import is_server, split_credentials, sqlite_file
 
 #: How MLflow words a request that no server listened to (after all its retries).
 REFUSED = "Connection refused"
@@ -156,7 +156,7 @@ def store_errors(uri: str) -> Iterator[None]:
     try:
         yield
     except MlflowException as err:
-        if REFUSED in str(err):
+        if is_server(uri) and REFUSED in str(err):
             stop_retrying()
         cause = _database_gone(uri) or explain(err)
         raise StoreFailed(f"the MLflow store at {redact(uri)} failed: {cause}") from None
