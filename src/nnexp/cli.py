@@ -12,7 +12,7 @@ from pathlib import Path
 from nnexp import console
 from nnexp.config.hydra_errors import HYDRA_ERRORS, hydra_error_line
 from nnexp.errors import UserError, exit_code
-from nnexp.reproduce.verdict import DEFAULT_TOLERANCE, DIFFERENT, verdict
+from nnexp.reproduce.verdict import DEFAULT_TOLERANCES, DIFFERENT, default_tolerance, verdict
 from nnexp.safety import privacy
 from nnexp.signals import Terminated, signals_raise
 
@@ -128,10 +128,10 @@ def parser() -> argparse.ArgumentParser:
     reproduce.add_argument(
         "--tolerance",
         type=float,
-        default=DEFAULT_TOLERANCE,
         help="largest deviation, relative to an array's largest magnitude (at least 1), called "
-        f"equivalent when the bits differ (default {DEFAULT_TOLERANCE:g}); exit 0 identical, "
-        "3 equivalent, 1 different",
+        "equivalent when the bits differ (default by the run's model.dtype: "
+        + ", ".join(f"{value:g} for {dtype}" for dtype, value in DEFAULT_TOLERANCES.items())
+        + "); exit 0 identical, 3 equivalent, 1 different",
     )
     reproduce.add_argument(
         "--no-pin",
@@ -271,11 +271,10 @@ def _reproduce(args: argparse.Namespace) -> int:
     for found in done.differences:
         console.info(f"{found.name}: {found.difference or 'identical'}")
     deviations = [found.deviation for found in done.differences]
-    judged = verdict(args.run_id, done.run_id, deviations, done.reasons, args.tolerance)
+    tolerance = default_tolerance(done.dtype) if args.tolerance is None else args.tolerance
+    judged = verdict(args.run_id, done.run_id, deviations, done.reasons, tolerance)
     if judged.code == DIFFERENT:
-        console.info(
-            f"largest deviation {max(deviations):.3g} exceeds the tolerance {args.tolerance:g}"
-        )
+        console.info(f"largest deviation {max(deviations):.3g} exceeds the tolerance {tolerance:g}")
     console.info(judged.line)
     return judged.code
 

@@ -57,12 +57,13 @@ class Difference:
 
 @dataclass(frozen=True)
 class Reproduction:
-    """The new run, each compared value's difference, and why the bits may differ (one line per
-    fact of the machine that could not be pinned)."""
+    """The new run, each compared value's difference, why the bits may differ (one line per
+    fact of the machine that could not be pinned) and the float type both trained in."""
 
     run_id: str
     differences: list[Difference]
     reasons: list[str]
+    dtype: str
 
 
 def load_run(client: MlflowClient, run_id: str) -> Run:
@@ -211,7 +212,8 @@ def reproduce(
             warn(f"not bit for bit: {reason}")
         threads = recorded_threads(run) if pin else None
         new = retrain(cfg, run, Path.cwd() / "outputs" / "reproduce", threads)
-        return Reproduction(new, compare(client, run_id, new, Path(scratch)), reasons)
+        differences = compare(client, run_id, new, Path(scratch))
+        return Reproduction(new, differences, reasons, cfg.model.dtype.value)
 
 
 def compare(client: MlflowClient, original: str, new: str, folder: Path) -> list[Difference]:

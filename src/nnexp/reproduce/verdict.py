@@ -18,8 +18,14 @@ DIFFERENT = 1
 EQUIVALENT = 3
 
 #: The largest deviation (relative to the array's largest magnitude, at least 1) still called
-#: equivalent: float64 rounding differences grow to ~1e-15 over hundreds of epochs.
-DEFAULT_TOLERANCE = 1e-12
+#: equivalent, by the run's float type: ~4500 machine epsilons of it, 1000 times what rounding
+#: differences grow to over hundreds of epochs (~1e-15 in float64, ~1e-6 in float32).
+DEFAULT_TOLERANCES = {"float64": 1e-12, "float32": 5e-4}
+
+
+def default_tolerance(dtype: str) -> float:
+    """The tolerance of a run trained in ``dtype`` (``model.dtype``)."""
+    return DEFAULT_TOLERANCES[dtype]
 
 
 def deviation(a: np.ndarray | None, b: np.ndarray | None) -> float:
