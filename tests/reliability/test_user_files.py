@@ -5,6 +5,7 @@ report's ``--out`` never removes what appeared there while it rendered."""
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -57,7 +58,8 @@ def test_a_run_folder_taken_by_another_run_gives_the_next_free_name(tmp_path):
 
 def test_runs_taking_one_folder_at_once_each_get_their_own(tmp_path):
     wanted = tmp_path / "outputs" / "12-00-00"
-    with ProcessPoolExecutor(4) as pool:
+    # Spawned, not forked: a fork of this threaded test process can deadlock in the child.
+    with ProcessPoolExecutor(4, mp_context=multiprocessing.get_context("spawn")) as pool:
         taken = list(pool.map(take_run_dir, [wanted] * 8))
     assert len(set(taken)) == 8
 
