@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -56,12 +57,32 @@ def test_a_run_folder_taken_by_another_run_gives_the_next_free_name(tmp_path):
     assert [p.name for p in taken] == ["01-02-03", "01-02-03_1", "01-02-03_2"]
 
 
+#: Workers that take one folder at the same moment: each waits at this barrier first.
+RACERS, ROUNDS = 4, 4
+#: In each worker, the barrier it was given.
+_WORKER: dict[str, threading.Barrier] = {}
+
+
+def _join(barrier: threading.Barrier) -> None:
+    _WORKER["start"] = barrier
+
+
+def _take_at_once(wanted: Path) -> Path:
+    _WORKER["start"].wait(timeout=60)
+    return take_run_dir(wanted)
+
+
 def test_runs_taking_one_folder_at_once_each_get_their_own(tmp_path):
+    """Rounds of four processes each take the same folder at one moment (a barrier). They are
+    spawned, not forked: a fork of this threaded test process can deadlock in the child."""
     wanted = tmp_path / "outputs" / "12-00-00"
-    # Spawned, not forked: a fork of this threaded test process can deadlock in the child.
-    with ProcessPoolExecutor(4, mp_context=multiprocessing.get_context("spawn")) as pool:
-        taken = list(pool.map(take_run_dir, [wanted] * 8))
-    assert len(set(taken)) == 8
+    spawn = multiprocessing.get_context("spawn")
+    barrier = spawn.Barrier(RACERS)
+    with ProcessPoolExecutor(
+        RACERS, mp_context=spawn, initializer=_join, initargs=(barrier,)
+    ) as pool:
+        taken = list(pool.map(_take_at_once, [wanted] * ROUNDS * RACERS))
+    assert len(set(taken)) == ROUNDS * RACERS
 
 
 @pytest.mark.parametrize("take", [take_run_dir, take_sweep_dir])
