@@ -18,6 +18,7 @@ from conftest import (
     run_train_probe,
     sweep_runs,
 )
+from nnexp import plots
 from nnexp.provenance import source as provenance
 from nnexp.tracking.repair import process_alive
 from reliability.test_faults import start
@@ -90,3 +91,31 @@ def test_a_sweep_whose_jobs_all_fail_ends_its_parent_failed(tmp_path, store, axi
     parents, children = sweep_runs(store)
     assert [p.info.status for p in parents] == ["FAILED"]
     assert sorted(c.info.status for c in children) == ["FAILED", "FAILED"]
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_the_sweep_figure_draws_the_finished_jobs_alone(tmp_path, store, monkeypatch):
+    """Jobs of lr 1e308 diverge and end FAILED with a finite last cost (epoch 0's). The figure of
+    final test cost by key draws the finished jobs alone: it drew the failed ones too, as
+    results, and their lr of 1e308 on a log axis overflowed matplotlib and left the panel
+    empty."""
+    drawn = []
+    draw = plots.objective_by_key
+
+    def spy(values, objective, keys, path):
+        drawn.append((values, objective))
+        return draw(values, objective, keys, path)
+
+    monkeypatch.setattr(plots, "objective_by_key", spy)
+    sweep = ["optim.lr=0.5,1e308", "seed=0,1", "optim.epochs=3", "tracking.log_model=false"]
+    done = run_app("nnexp-train", "-m", f"tracking.uri={store}", *sweep, cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert "could not summarise" not in done.stdout + done.stderr
+    parents, children = sweep_runs(store)
+    assert sorted(c.info.status for c in children) == ["FAILED"] * 2 + ["FINISHED"] * 2
+    finished = [c.data.metrics["test_cost"] for c in children if c.info.status == "FINISHED"]
+    [(values, objective)] = drawn
+    assert [row["optim.lr"] for row in values] == ["0.5", "0.5"]
+    assert sorted(objective) == sorted(finished)
+    artifacts = mlflow_client(store).list_artifacts(parents[0].info.run_id)
+    assert "test_cost_by_key.png" in {a.path for a in artifacts}

@@ -240,6 +240,10 @@ class ChildRow:
     reason: str
 
 
+#: The labels of a job whose run finished.
+DONE = ("finished", "skipped")
+
+
 @dataclass
 class SweepSummary:
     """Counts by outcome, the rows, and the best finished child."""
@@ -252,6 +256,12 @@ class SweepSummary:
     def failed(self) -> int:
         """Jobs that failed or were killed."""
         return self.counts.get("failed", 0) + self.counts.get("killed", 0)
+
+    @property
+    def results(self) -> list[ChildRow]:
+        """The jobs that finished (in this sweep, or skipped as finished before) with a finite
+        final test cost, in the rows' order: a failed or killed job's last cost is no result."""
+        return [r for r in self.rows if r.status in DONE and math.isfinite(r.test_cost)]
 
 
 def finish_sweep(info: SweepInfo, sweep_dir: Path) -> SweepSummary:
@@ -307,15 +317,14 @@ def summarize(client: MlflowClient, info: SweepInfo, skipped: dict[str, str]) ->
         summary.counts[label] = summary.counts.get(label, 0) + 1
         summary.rows.append(_row(run, label, info.axes))
     summary.rows.sort(key=_rank)
-    finished = [row for row in summary.rows if row.status in ("finished", "skipped")]
+    finished = [row for row in summary.rows if row.status in DONE]
     summary.best = finished[0] if finished else None
     return summary
 
 
 def _rank(row: ChildRow) -> tuple[bool, float]:
     """Finished jobs first, by final test_cost; then the rest."""
-    done = row.status in ("finished", "skipped")
-    return (not done, row.test_cost if math.isfinite(row.test_cost) else math.inf)
+    return (row.status not in DONE, row.test_cost if math.isfinite(row.test_cost) else math.inf)
 
 
 def _label(run: Run, skipped: bool) -> str:
@@ -357,12 +366,13 @@ def _log_summary(
     )
     table = write_summary_csv(summary, info.axes, sweep_dir / "sweep_summary.csv")
     client.log_artifact(info.parent_run_id, str(table))
-    if info.axes and any(math.isfinite(row.test_cost) for row in summary.rows):
+    results = summary.results
+    if info.axes and results:
         from nnexp import plots  # matplotlib (~1 s of CPU) only for a sweep that gets this far
 
         figure = plots.objective_by_key(
-            [row.values for row in summary.rows],
-            [row.test_cost for row in summary.rows],
+            [row.values for row in results],
+            [row.test_cost for row in results],
             list(info.axes),
             sweep_dir / "test_cost_by_key.png",
         )
