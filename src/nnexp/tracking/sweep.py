@@ -250,7 +250,11 @@ class SweepSummary:
 
     rows: list[ChildRow] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
-    best: ChildRow | None = None
+
+    @property
+    def best(self) -> ChildRow | None:
+        """The finished job of the lowest final test cost (``_rank``), or None."""
+        return min((r for r in self.rows if r.status in DONE), key=_rank, default=None)
 
     @property
     def failed(self) -> int:
@@ -317,8 +321,6 @@ def summarize(client: MlflowClient, info: SweepInfo, skipped: dict[str, str]) ->
         summary.counts[label] = summary.counts.get(label, 0) + 1
         summary.rows.append(_row(run, label, info.axes))
     summary.rows.sort(key=_rank)
-    finished = [row for row in summary.rows if row.status in DONE]
-    summary.best = finished[0] if finished else None
     return summary
 
 
