@@ -60,6 +60,10 @@ def test_single_run_predicts_in_score_units(train, store, tmp_path):
     assert not [p for p in local.rglob("*") if p.suffix in (".pkl", ".pickle", ".cloudpickle")]
     assert (local / "model_code.py").is_file()
     assert {p.name for p in (local / "artifacts").iterdir()} == {"weights.npz", "scalers.json"}
+    from importlib.metadata import version
+
+    pins = {f"{name}=={version(name)}" for name in ("mlflow", "numpy")}
+    assert set((local / "requirements.txt").read_text().split()) == pins
 
 
 def test_batched_seeds_predict_the_mean_of_the_seeds(train, store, tmp_path):

@@ -241,6 +241,31 @@ def test_mlflows_sql_store_reads_many_runs_history_at_once(store):
     )
 
 
+def test_pinned_requirements_are_checked_without_mapping_every_distribution(monkeypatch):
+    from importlib.metadata import version
+
+    import importlib_metadata
+    from mlflow.utils import requirements_utils as module
+
+    def refuse():
+        raise AssertionError("packages_distributions was called")
+
+    monkeypatch.setattr(module, "_MODULES_TO_PACKAGES", None)
+    monkeypatch.setattr(importlib_metadata, "packages_distributions", refuse)
+    saved = module._MODULES_TO_PACKAGES, module._PACKAGES_TO_MODULES
+    with private_api.pinned_requirements():
+        assert module._check_requirement_satisfied(f"numpy=={version('numpy')}") is None, (
+            "requirements_utils._check_requirement_satisfied refuses a pin of the installed numpy"
+        )
+        mismatch = module._check_requirement_satisfied("numpy==0.0.1")
+    assert mismatch is not None and mismatch.installed_version == version("numpy"), (
+        "requirements_utils no longer reads a version from the metadata when its map is empty"
+    )
+    assert saved == (module._MODULES_TO_PACKAGES, module._PACKAGES_TO_MODULES), (
+        "requirements_utils' module maps were not put back"
+    )
+
+
 def test_lokys_resource_tracker_starts_and_says_so():
     from joblib.externals.loky.backend import resource_tracker
 

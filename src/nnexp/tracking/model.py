@@ -11,6 +11,7 @@ import mlflow
 import numpy as np
 from mlflow.models import infer_signature
 
+from nnexp.private_api import pinned_requirements
 from nnexp.tracking.vocabulary import EXAMPLE, SCALERS
 
 MODEL_CODE = Path(__file__).with_name("model_code.py")
@@ -23,14 +24,15 @@ def log_model(folder: Path) -> None:
     example = json.loads((folder / EXAMPLE).read_text())
     X, y = np.asarray(example["X"]), np.asarray(example["y"])
     requirements = [f"{name}=={metadata.version(name)}" for name in ("mlflow", "numpy")]
-    mlflow.pyfunc.log_model(
-        name="model",
-        python_model=str(MODEL_CODE),
-        artifacts={"weights": str(folder / "weights.npz"), "scalers": str(folder / SCALERS)},
-        signature=infer_signature(X, y),
-        input_example=X,
-        pip_requirements=requirements,
-    )
+    with pinned_requirements():
+        mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(MODEL_CODE),
+            artifacts={"weights": str(folder / "weights.npz"), "scalers": str(folder / SCALERS)},
+            signature=infer_signature(X, y),
+            input_example=X,
+            pip_requirements=requirements,
+        )
 
 
 def has_model_inputs(folder: Path) -> bool:
