@@ -260,12 +260,12 @@ def ray_launcher_schema() -> tuple[type, type]:
 
 @contextmanager
 def pinned_requirements() -> Iterator[None]:
-    """While inside, MLflow checks a logged model's pinned requirements against the installed
-    versions without first mapping every installed distribution to the modules it holds
-    (``importlib_metadata.packages_distributions``, ~0.5 s of CPU over this venv's 170
-    distributions), which only requirements MLflow infers or a distribution without metadata
-    need: an empty map (``requirements_utils._MODULES_TO_PACKAGES``), unless MLflow built one
-    already; MLflow's own maps are put back on leaving."""
+    """While inside, MLflow checks a logged model's pinned requirements against the versions in
+    the installed metadata without first mapping every installed distribution to its modules
+    (``importlib_metadata.packages_distributions``, ~0.5 s of CPU over this venv's ~170
+    distributions), a map only inferred requirements need: MLflow's map
+    (``requirements_utils._MODULES_TO_PACKAGES``) is empty inside unless MLflow built it before,
+    and both of its maps are put back on leaving."""
     from mlflow.utils import requirements_utils as module
 
     saved = module._MODULES_TO_PACKAGES, module._PACKAGES_TO_MODULES
