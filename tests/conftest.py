@@ -348,14 +348,3 @@ def shared_server(tmp_path_factory, empty_store_file):
         yield server.uri, server.folder
     finally:
         server.stop()
-
-
-@pytest.fixture
-def tracking_server(tmp_path):
-    """(uri, folder) of a fresh `nnexp server` on a free loopback port, stopped after the test:
-    for a test that needs the server to itself (an empty store, a stop or a restart)."""
-    server = ServerProcess(tmp_path / "server", free_port()).start()
-    try:
-        yield server.uri, server.folder
-    finally:
-        server.stop()
