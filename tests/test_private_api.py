@@ -1,5 +1,6 @@
-"""One contract test per private Hydra, OmegaConf or submitit API that nnexp uses (all of them
-in nnexp.private_api): a release that changes one fails here, naming what changed."""
+"""One contract test per private Hydra, OmegaConf, submitit, MLflow or joblib API that nnexp
+uses (all of them in nnexp.private_api): a release that changes one fails here, naming what
+changed."""
 
 from __future__ import annotations
 
