@@ -20,6 +20,9 @@ export UV_PYTHON_DOWNLOADS := never
 # Byte-compile at install: these machines set PYTHONDONTWRITEBYTECODE, and compiling mlflow
 # on every start costs seconds per process.
 export UV_COMPILE_BYTECODE := 1
+# nnexp's own modules and pytest's rewritten test modules are cached the same way, as Python does
+# by default: with PYTHONDONTWRITEBYTECODE every process compiles them again.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: setup run test test-fast lint docs bench browser services slurm clean
 
