@@ -55,7 +55,9 @@ def tiny(tmp_path_factory, empty_store_file) -> dict:
     shutil.copyfile(empty_store_file, folder / "mlflow.db")
     uri = f"sqlite:///{folder}/mlflow.db"
     client = mlflow_client(uri)
-    experiment = client.create_experiment(EXPERIMENT)
+    # Artifacts beside the store: by default they go to ./mlruns of this process, the checkout.
+    artifacts = (folder / "mlruns").as_uri()
+    experiment = client.create_experiment(EXPERIMENT, artifact_location=f"{artifacts}/tiny")
     found: dict = {"uri": uri, "folder": folder, "children": {}}
     for sweep, lrs in (("A", ["0.5", "1"]), ("B", ["2"])):
         parent = client.create_run(experiment, run_name=sweep, tags={"nnexp.run_type": "sweep"})
@@ -79,7 +81,7 @@ def tiny(tmp_path_factory, empty_store_file) -> dict:
                 client, experiment, name, params, tags, {"train_cost": test / 2, "test_cost": test}
             )
             found["children"][(lr, l2, seed)] = run_id
-    batched = client.create_experiment(BATCHED)
+    batched = client.create_experiment(BATCHED, artifact_location=f"{artifacts}/batched")
     metrics = {"train_cost_mean": 0.2, "train_cost_std": 0.01, "test_cost_mean": 0.3}
     metrics |= {"test_cost_std": 0.02, **{f"test_cost/seed_{s}": 0.28 + 0.02 * s for s in range(3)}}
     found["batched"] = log_run(
@@ -255,6 +257,9 @@ def test_report_states_importance_intervals_and_comparisons(tiny, tmp_path):
     files = sorted(p.relative_to(first.folder) for p in first.folder.rglob("*") if p.is_file())
     for name in files:
         assert (first.folder / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+    assert first.logged_to == tiny["A"]
+    stored = list((tiny["folder"] / "mlruns").rglob("report/report.md"))
+    assert [p.read_bytes() for p in stored] == [(first.folder / "report.md").read_bytes()]
     markdown = (first.folder / "report.md").read_text()
     assert {"figures/parallel_coordinates.png", "figures/importance.png"} <= {str(p) for p in files}
     # lr moves the cost by 0.1, λ by 0.01, seeds by 0.001: lr's main effect dominates.
