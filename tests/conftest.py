@@ -20,6 +20,9 @@ import in_process
 import tethered
 from tethered import Tethered
 
+#: A session that leaves a new name at the top of the checkout fails (tests/checkout_guard.py).
+pytest_plugins = ["checkout_guard"]
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
