@@ -20,7 +20,7 @@ def test_writes(tmp_path):
 {extra}"""
 
 
-def session(folder: Path, extra: str = "") -> subprocess.CompletedProcess:
+def run_session(folder: Path, extra: str = "") -> subprocess.CompletedProcess:
     """A pytest session with the guard in ``folder``, its one test writing as told."""
     (folder / "test_writes.py").write_text(WRITES.format(extra=extra))
     guard = ["-p", "checkout_guard", "-p", "no:cacheprovider", "-p", "no:xdist", "-q"]
@@ -29,7 +29,7 @@ def session(folder: Path, extra: str = "") -> subprocess.CompletedProcess:
 
 
 def test_a_session_that_leaves_a_store_in_the_checkout_fails_naming_it(tmp_path):
-    done = session(tmp_path, "    Path('mlflow.db').write_text('')\n    Path('mlruns').mkdir()\n")
+    done = run_session(tmp_path, "    Path('mlflow.db').write_text('')\n    Path('mlruns').mkdir()\n")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "1 passed" in done.stdout
     assert f"error: the session left mlflow.db, mlruns in {tmp_path}:" in done.stdout
@@ -37,6 +37,6 @@ def test_a_session_that_leaves_a_store_in_the_checkout_fails_naming_it(tmp_path)
 
 def test_a_session_that_writes_under_tmp_path_and_into_caches_passes(tmp_path):
     (tmp_path / "outputs").mkdir()
-    done = session(tmp_path, "    Path('outputs', 'run.log').write_text('')\n")
+    done = run_session(tmp_path, "    Path('outputs', 'run.log').write_text('')\n")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "error:" not in done.stdout
