@@ -29,7 +29,8 @@ def run_session(folder: Path, extra: str = "") -> subprocess.CompletedProcess:
 
 
 def test_a_session_that_leaves_a_store_in_the_checkout_fails_naming_it(tmp_path):
-    done = run_session(tmp_path, "    Path('mlflow.db').write_text('')\n    Path('mlruns').mkdir()\n")
+    leaves = "    Path('mlflow.db').write_text('')\n    Path('mlruns').mkdir()\n"
+    done = run_session(tmp_path, leaves)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "1 passed" in done.stdout
     assert f"error: the session left mlflow.db, mlruns in {tmp_path}:" in done.stdout
